@@ -1,4 +1,38 @@
 //! bitsim's adapter for the real Windows BITS and Delivery Optimization
 //! services, over COM. Everything here is `cfg(windows)`: on other targets the
 //! crate is empty and its `windows` dependencies are not built.
+//!
+//! Layers:
+//! - [`ComApartment`]: COM initialisation (MTA) for the calling thread;
+//! - [`BitsManager`] / [`BitsJob`]: the BITS API, each call returning its raw
+//!   HRESULT ([`Hr`], success codes included) and getters an [`Outcome`];
+//! - [`CallbackRecorder`]: an `IBackgroundCopyCallback2` that records every
+//!   delivery and answers per a [`CallbackPolicy`];
+//! - [`JobGuard`], [`sweep`], [`cancel_live_jobs`]: no job is left behind;
+//! - [`delivery_optimization`]: IDOManager / IDODownload declared by hand,
+//!   with [`DoManager`] / [`DoDownload`] / [`DoStatusRecorder`].
+//!
+//! Type-check it on Linux with `scripts/check-windows.sh`; run it under Wine
+//! with `scripts/wine-conformance.sh`.
 #![cfg(windows)]
+
+mod bits;
+mod callback;
+mod com;
+pub mod delivery_optimization;
+mod guard;
+mod hr;
+mod types;
+
+pub use bits::{prefixed_display_name, BitsJob, BitsManager, DISPLAY_NAME_PREFIX};
+pub use callback::{CallbackPolicy, CallbackRecorder, Delivery, DeliveryKind};
+pub use com::ComApartment;
+pub use delivery_optimization::{
+    DoDownload, DoManager, DoState, DoStatus, DoStatusEvent, DoStatusRecorder, PropValue,
+};
+pub use guard::{cancel_live_jobs, live_jobs, sweep, JobGuard, SweptJob};
+pub use hr::{Hr, Outcome};
+pub use types::{
+    notify, ErrorContext, FileInfo, FileProgress, JobErrorInfo, JobGuid, JobPriority, JobProgress,
+    JobState, JobTimes, JobType, ReplyProgress, SIZE_UNKNOWN,
+};
