@@ -1,0 +1,968 @@
+//! The API surface: IBackgroundCopyManager, IBackgroundCopyJob(2,3,4),
+//! IBackgroundCopyFile and IBackgroundCopyError, with BITS's return codes.
+//!
+//! Every method takes the caller's `now`. Failures return the HRESULT Windows would;
+//! successes that carry a code (BG_S_PARTIAL_COMPLETE) return it in `Ok`.
+//! ref: bits-spec §1.2–§1.5, §3, §4, §6.3, §9.
+
+use crate::effect::Effect;
+use crate::rules::{method_rule, Method, Trigger};
+use crate::service::{FileEntry, Job, JobError, Reply, Service, TimerKind};
+use crate::trace::TraceKind;
+use crate::types::*;
+use crate::Hresult;
+use serde::{Deserialize, Serialize};
+
+/// Result of an API call.
+pub type ApiResult<T> = Result<T, Hresult>;
+
+impl Service {
+    /// Checks that `method` exists in this flavor and is allowed in the job's state.
+    fn guard(&self, id: JobId, method: Method) -> ApiResult<&Job> {
+        let job = self.find(id)?;
+        if self.profile.unsupported.contains(&method) {
+            return Err(self.profile.codes.not_implemented);
+        }
+        if !method_rule(method).allowed.permits(job.state) {
+            return Err(match method {
+                Method::GetError => self.profile.codes.error_information_unavailable,
+                _ => self.profile.codes.invalid_state,
+            });
+        }
+        Ok(job)
+    }
+
+    /// Records a state-changing or setter call in the trace and returns its result.
+    fn traced<T>(&mut self, job: Option<JobId>, call: impl FnOnce() -> String, result: ApiResult<T>) -> ApiResult<T> {
+        if self.trace_enabled {
+            let hr = match &result {
+                Ok(_) => Hresult::S_OK,
+                Err(e) => *e,
+            };
+            self.record(TraceKind::Call {
+                job,
+                call: call(),
+                result: hr,
+            });
+        }
+        result
+    }
+
+    /// A property changed: ModificationTime, the inactivity clock, JobModification.
+    fn touched(&mut self, id: JobId) {
+        let now = self.now;
+        let job = self.job_mut(id);
+        job.modification = now;
+        job.last_activity = now;
+        self.modified(id);
+    }
+
+    fn non_final_jobs_of(&self, user: Option<UserId>) -> usize {
+        self.jobs
+            .iter()
+            .filter(|j| !j.state.is_final() && user.is_none_or(|u| j.owner == u))
+            .count()
+    }
+
+    // ----- IBackgroundCopyManager ----------------------------------------------
+
+    /// CreateJob: a new job in SUSPENDED (ref: bits-spec §1.2).
+    pub fn create_job(&mut self, now: Time, user: UserId, display_name: &str, job_type: JobType) -> ApiResult<JobId> {
+        self.advance(now);
+        let result = self.create_job_inner(user, display_name, job_type);
+        match result {
+            Ok(id) => Ok(id),
+            Err(e) => self.traced(None, || format!("CreateJob({display_name:?}, {job_type})"), Err(e)),
+        }
+    }
+
+    fn create_job_inner(&mut self, user: UserId, display_name: &str, job_type: JobType) -> ApiResult<JobId> {
+        if self.users.get(user.0 as usize).is_none() {
+            return Err(Hresult::E_ACCESSDENIED);
+        }
+        let limits = self.profile.limits;
+        if display_name.chars().count() > limits.display_name_chars {
+            return Err(Hresult::E_INVALIDARG); // ref: bits-spec §1.2
+        }
+        if !self.profile.job_types.contains(&job_type) {
+            return Err(self.profile.codes.not_implemented); // ref: bits-spec §8.1 (DO)
+        }
+        if !self.users[user.0 as usize].admin {
+            // ref: bits-spec §9: not applied to administrators
+            if self.non_final_jobs_of(Some(user)) >= limits.max_jobs_per_user {
+                return Err(Hresult::BG_E_TOO_MANY_JOBS_PER_USER);
+            }
+            if self.non_final_jobs_of(None) >= limits.max_jobs_per_machine {
+                return Err(Hresult::BG_E_TOO_MANY_JOBS_PER_MACHINE);
+            }
+        }
+        let now = self.now;
+        let id = JobId(self.jobs.len() as u32 + 1);
+        let priority = JobPriority::Normal; // ref: bits-spec §1.2
+        self.jobs.push(Job {
+            id,
+            owner: user,
+            job_type,
+            display_name: display_name.to_string(),
+            description: String::new(),
+            priority,
+            state: JobState::Suspended,
+            files: Vec::new(),
+            notify_flags: NotifyFlags::DEFAULT,
+            callback: None,
+            cmdline: None,
+            min_retry_delay: self.profile.default_min_retry_delay,
+            no_progress_timeout: self.profile.default_no_progress_timeout_for(priority),
+            no_progress_explicit: false,
+            max_download_time: self.profile.default_max_download_time,
+            error: None,
+            error_count: 0,
+            creation: now,
+            modification: now,
+            transfer_completion: None,
+            reply: Reply::default(),
+            transfer: None,
+            ready_key: None,
+            waiting_for_network: false,
+            no_progress_since: None,
+            active_since: None,
+            active_elapsed: Span::ZERO,
+            last_activity: now,
+            deadlines: Default::default(),
+            channels: Default::default(),
+        });
+        if let Some(t) = self.profile.inactivity_timeout {
+            self.arm(id, TimerKind::Inactivity, now.plus(t));
+        }
+        if let Some(t) = self.profile.retention {
+            self.arm(id, TimerKind::Retention, now.plus(t));
+        }
+        let user_name = self.user_name(user).to_string();
+        self.record(TraceKind::JobCreated {
+            job: id,
+            job_type,
+            user: user_name,
+            display_name: display_name.to_string(),
+        });
+        Ok(id)
+    }
+
+    /// GetJob: jobs in a final state have left the queue and are not found (UNVERIFIED,
+    /// bits-spec §11 q7; MOZ-01 expects BG_E_NOT_FOUND after Cancel); another user's job
+    /// gives E_ACCESSDENIED (ref: bits-spec §1.4).
+    pub fn get_job(&self, user: UserId, id: JobId) -> ApiResult<JobId> {
+        let job = self.find(id)?;
+        if job.state.is_final() {
+            return Err(self.profile.codes.not_found);
+        }
+        if job.owner != user && !self.users.get(user.0 as usize).is_some_and(|u| u.admin) {
+            return Err(Hresult::E_ACCESSDENIED);
+        }
+        Ok(id)
+    }
+
+    /// EnumJobs: the user's jobs, final states excluded (ref: bits-spec §1.1).
+    pub fn enum_jobs(&self, user: UserId) -> Vec<JobId> {
+        self.jobs
+            .iter()
+            .filter(|j| j.owner == user && !j.state.is_final())
+            .map(|j| j.id)
+            .collect()
+    }
+
+    // ----- files -----------------------------------------------------------------
+
+    /// AddFile (ref: bits-spec §1.4, §6.2, §7.3, §9).
+    pub fn add_file(&mut self, now: Time, id: JobId, remote_name: &str, local_name: &str) -> ApiResult<()> {
+        self.add_file_set(now, id, &[(remote_name, local_name)])
+    }
+
+    /// AddFileSet: all or nothing.
+    pub fn add_file_set(&mut self, now: Time, id: JobId, files: &[(&str, &str)]) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.add_files_inner(id, files);
+        let describe = || match files {
+            [(r, _)] => format!("AddFile({r:?})"),
+            _ => format!("AddFileSet({} files)", files.len()),
+        };
+        self.traced(Some(id), describe, result)
+    }
+
+    fn add_files_inner(&mut self, id: JobId, files: &[(&str, &str)]) -> ApiResult<()> {
+        let limits = self.profile.limits;
+        let job = self.guard(id, Method::AddFile)?;
+        if job.job_type.is_upload() && job.files.len() + files.len() > 1 {
+            return Err(Hresult::BG_E_TOO_MANY_FILES); // ref: bits-spec §6.2
+        }
+        let admin = self.users[job.owner.0 as usize].admin;
+        if !admin && job.files.len() + files.len() > limits.max_files_per_job {
+            return Err(Hresult::BG_E_TOO_MANY_FILES_IN_JOB); // ref: bits-spec §9
+        }
+        for (remote, local) in files {
+            if !valid_remote(remote, limits.remote_url_chars) || !valid_local(local, limits.max_path) {
+                return Err(Hresult::E_INVALIDARG); // ref: bits-spec §7.3
+            }
+        }
+        let job = self.job_mut(id);
+        for (remote, local) in files {
+            job.files.push(FileEntry {
+                remote_name: remote.to_string(),
+                local_name: local.to_string(),
+                bytes_total: None,
+                bytes_transferred: 0,
+                transferred: false,
+                completed: false,
+            });
+        }
+        self.touched(id);
+        Ok(())
+    }
+
+    // ----- state-changing methods ----------------------------------------------
+
+    /// Resume (ref: bits-spec §1.3, §1.5): SUSPENDED/ERROR/TRANSIENT_ERROR → QUEUED (a
+    /// retry now, ignoring the retry delay); BG_E_EMPTY without files; no effect on
+    /// QUEUED/CONNECTING/TRANSFERRING; resets the MaximumDownloadTime clock (§3.3).
+    pub fn resume(&mut self, now: Time, id: JobId) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.resume_inner(id);
+        let result = self.traced(Some(id), || "Resume".into(), result);
+        self.schedule();
+        result
+    }
+
+    fn resume_inner(&mut self, id: JobId) -> ApiResult<()> {
+        let job = self.guard(id, Method::Resume)?;
+        if job.files.is_empty() {
+            return Err(self.profile.codes.empty);
+        }
+        let nothing_left =
+            job.first_unfinished_file().is_none() && (job.job_type != JobType::UploadReply || job.reply.done);
+        match job.state {
+            JobState::Transferred if nothing_left => {}
+            JobState::Suspended | JobState::Error | JobState::TransientError | JobState::Transferred => {
+                self.job_mut(id).active_elapsed = Span::ZERO;
+                self.transition(id, Trigger::Resume);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Suspend: any non-final state → SUSPENDED (ref: bits-spec §1.3; in ERROR and
+    /// TRANSFERRED this follows LC and is UNVERIFIED, §11 q5).
+    pub fn suspend(&mut self, now: Time, id: JobId) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.guard(id, Method::Suspend).map(|j| j.state);
+        let result = result.map(|state| {
+            if state != JobState::Suspended {
+                self.transition(id, Trigger::Suspend);
+            }
+        });
+        let result = self.traced(Some(id), || "Suspend".into(), result);
+        self.schedule();
+        result
+    }
+
+    /// Cancel: → CANCELLED, temporary files deleted (ref: bits-spec §1.3, §1.5).
+    pub fn cancel(&mut self, now: Time, id: JobId) -> ApiResult<Hresult> {
+        self.advance(now);
+        let result = self.guard(id, Method::Cancel).map(|j| j.files.len());
+        let result = result.map(|n| {
+            self.transition(id, Trigger::Cancel);
+            self.delete_temp_files(id, (0..n).collect());
+            Hresult::S_OK
+        });
+        let result = self.traced(Some(id), || "Cancel".into(), result);
+        self.schedule();
+        result
+    }
+
+    /// Complete (ref: bits-spec §1.3, §1.4, §1.5): downloads in any non-final state keep
+    /// the finished files (BG_S_PARTIAL_COMPLETE when some were not finished); uploads
+    /// only in TRANSFERRED.
+    pub fn complete(&mut self, now: Time, id: JobId) -> ApiResult<Hresult> {
+        self.advance(now);
+        let result = self.complete_inner(id);
+        let result = match result {
+            Ok(hr) => {
+                self.record_if(TraceKind::Call {
+                    job: Some(id),
+                    call: "Complete".into(),
+                    result: hr,
+                });
+                Ok(hr)
+            }
+            Err(e) => self.traced(Some(id), || "Complete".into(), Err(e)),
+        };
+        self.schedule();
+        result
+    }
+
+    fn record_if(&mut self, kind: TraceKind) {
+        if self.trace_enabled {
+            self.record(kind);
+        }
+    }
+
+    fn complete_inner(&mut self, id: JobId) -> ApiResult<Hresult> {
+        let method = if self.find(id)?.job_type.is_upload() {
+            Method::CompleteUpload
+        } else {
+            Method::CompleteDownload
+        };
+        let job = self.guard(id, method)?;
+        let finished: Vec<(usize, String)> = job
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.transferred)
+            .map(|(i, f)| (i, f.local_name.clone()))
+            .collect();
+        let unfinished: Vec<usize> = job
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.transferred)
+            .map(|(i, _)| i)
+            .collect();
+        let is_download = job.job_type == JobType::Download;
+        let reply = (job.job_type == JobType::UploadReply).then(|| job.reply.file_name.clone().unwrap_or_default());
+        self.transition(id, Trigger::Complete);
+        if is_download {
+            for (i, _) in &finished {
+                self.job_mut(id).files[*i].completed = true;
+            }
+            if !finished.is_empty() {
+                self.record(TraceKind::FilesRenamed {
+                    job: id,
+                    files: finished.iter().map(|(i, _)| *i).collect(),
+                });
+            }
+            self.effects.push_back(Effect::RenameFiles {
+                job: id,
+                files: finished,
+                reply: None,
+            });
+            self.delete_temp_files(id, unfinished.clone());
+        } else if reply.is_some() {
+            self.effects.push_back(Effect::RenameFiles {
+                job: id,
+                files: Vec::new(),
+                reply,
+            });
+        }
+        // ref: bits-spec §11 q6: an empty job completes with S_OK (UNVERIFIED)
+        Ok(if is_download && !unfinished.is_empty() {
+            Hresult::BG_S_PARTIAL_COMPLETE
+        } else {
+            Hresult::S_OK
+        })
+    }
+
+    // ----- setters -------------------------------------------------------------
+
+    /// SetDisplayName: ≤ 256 characters (ref: bits-spec §9).
+    pub fn set_display_name(&mut self, now: Time, id: JobId, name: &str) -> ApiResult<()> {
+        self.advance(now);
+        let max = self.profile.limits.display_name_chars;
+        let result = self.guard(id, Method::SetDisplayName).and_then(|_| {
+            if name.chars().count() > max {
+                Err(Hresult::BG_E_STRING_TOO_LONG)
+            } else {
+                Ok(())
+            }
+        });
+        let result = result.map(|_| {
+            self.job_mut(id).display_name = name.to_string();
+            self.touched(id);
+        });
+        self.traced(Some(id), || format!("SetDisplayName({name:?})"), result)
+    }
+
+    /// SetDescription: ≤ 1,024 characters (ref: bits-spec §9).
+    pub fn set_description(&mut self, now: Time, id: JobId, text: &str) -> ApiResult<()> {
+        self.advance(now);
+        let max = self.profile.limits.description_chars;
+        let result = self.guard(id, Method::SetDescription).and_then(|_| {
+            if text.chars().count() > max {
+                Err(Hresult::BG_E_STRING_TOO_LONG)
+            } else {
+                Ok(())
+            }
+        });
+        let result = result.map(|_| {
+            self.job_mut(id).description = text.to_string();
+            self.touched(id);
+        });
+        self.traced(
+            Some(id),
+            || format!("SetDescription({} chars)", text.chars().count()),
+            result,
+        )
+    }
+
+    /// SetPriority: a value outside BG_JOB_PRIORITY → E_NOTIMPL (ref: bits-spec §5.1).
+    pub fn set_priority(&mut self, now: Time, id: JobId, value: u32) -> ApiResult<()> {
+        self.advance(now);
+        let result = self
+            .guard(id, Method::SetPriority)
+            .and_then(|_| JobPriority::from_value(value).ok_or(Hresult::E_NOTIMPL));
+        let result = result.map(|p| {
+            let profile_npt = self.profile.default_no_progress_timeout_for(p);
+            let class = self.profile.class_of(p);
+            let job = self.job_mut(id);
+            job.priority = p;
+            if !job.no_progress_explicit {
+                job.no_progress_timeout = profile_npt; // DO: default depends on priority (§8.1)
+            }
+            let queued_seq = job.ready_key.map(|(_, seq)| seq);
+            // Back in line under the new class, keeping its place (ref: bits-spec §5.2).
+            if let Some(seq) = queued_seq {
+                self.unready(id);
+                self.job_mut(id).ready_key = Some((class, seq));
+                self.ready.insert((class, seq, id));
+            }
+            self.touched(id);
+        });
+        let name = JobPriority::from_value(value).map_or_else(|| value.to_string(), |p| p.to_string());
+        let result = self.traced(Some(id), || format!("SetPriority({name})"), result);
+        self.schedule();
+        result
+    }
+
+    /// SetNotifyFlags: undefined bits → E_NOTIMPL (ref: bits-spec §4.1).
+    pub fn set_notify_flags(&mut self, now: Time, id: JobId, flags: u32) -> ApiResult<()> {
+        self.advance(now);
+        let valid = if flags & !NotifyFlags::ALL_BITS != 0 {
+            Err(Hresult::E_NOTIMPL)
+        } else {
+            Ok(())
+        };
+        let result = self.guard(id, Method::SetNotifyFlags).and(valid);
+        let result = result.map(|_| {
+            self.job_mut(id).notify_flags = NotifyFlags(flags);
+            self.touched(id);
+        });
+        self.traced(Some(id), || format!("SetNotifyFlags(0x{flags:X})"), result)
+    }
+
+    /// SetNotifyInterface: the last registration wins; `None` removes it. Owed
+    /// notifications are delivered to a new registration (ref: bits-spec §4.2).
+    pub fn set_notify_interface(&mut self, now: Time, id: JobId, callback: Option<Callback>) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.guard(id, Method::SetNotifyInterface).map(|_| ());
+        let result = result.map(|_| {
+            self.job_mut(id).callback = callback;
+            self.touched(id);
+        });
+        let describe = || match callback {
+            Some(c) => format!("SetNotifyInterface(callback {})", c.id),
+            None => "SetNotifyInterface(NULL)".to_string(),
+        };
+        self.traced(Some(id), describe, result)
+    }
+
+    /// SetNotifyCmdLine (ref: bits-spec §4.4): program ≤ MAX_PATH, parameters ≤ 4,000
+    /// characters; both `None` removes it; a program-less command line is invalid.
+    pub fn set_notify_cmdline(
+        &mut self,
+        now: Time,
+        id: JobId,
+        program: Option<&str>,
+        parameters: Option<&str>,
+    ) -> ApiResult<()> {
+        self.advance(now);
+        let limits = self.profile.limits;
+        let result = self
+            .guard(id, Method::SetNotifyCmdLine)
+            .and_then(|_| match (program, parameters) {
+                (None, Some(_)) => Err(Hresult::E_INVALIDARG),
+                (Some(p), _) if p.chars().count() > limits.max_path => Err(Hresult::BG_E_STRING_TOO_LONG),
+                (_, Some(a)) if a.chars().count() > limits.cmdline_parameter_chars => {
+                    Err(Hresult::BG_E_STRING_TOO_LONG)
+                }
+                _ => Ok(()),
+            });
+        let result = result.map(|_| {
+            self.job_mut(id).cmdline = program.map(|p| (p.to_string(), parameters.unwrap_or(p).to_string()));
+            self.touched(id);
+        });
+        self.traced(Some(id), || format!("SetNotifyCmdLine({program:?})"), result)
+    }
+
+    /// SetMinimumRetryDelay: seconds, raised to the 5 s floor (ref: bits-spec §3.1).
+    pub fn set_minimum_retry_delay(&mut self, now: Time, id: JobId, seconds: u32) -> ApiResult<()> {
+        self.advance(now);
+        let floor = self.profile.limits.min_retry_delay_floor;
+        let result = self.guard(id, Method::SetMinimumRetryDelay).map(|_| ());
+        let result = result.map(|_| {
+            self.job_mut(id).min_retry_delay = Span::from_secs(seconds as u64).max(floor);
+            self.touched(id);
+        });
+        self.traced(Some(id), || format!("SetMinimumRetryDelay({seconds})"), result)
+    }
+
+    /// SetNoProgressTimeout (ref: bits-spec §3.2): a job already in TRANSIENT_ERROR whose
+    /// new period has run out (0 included) goes to ERROR now (MOZ-06).
+    pub fn set_no_progress_timeout(&mut self, now: Time, id: JobId, seconds: u32) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.guard(id, Method::SetNoProgressTimeout).map(|_| ());
+        let result = result.map(|_| {
+            let timeout = Span::from_secs(seconds as u64);
+            let job = self.job_mut(id);
+            job.no_progress_timeout = timeout;
+            job.no_progress_explicit = true;
+            let waiting = job.state == JobState::TransientError;
+            let since = job.no_progress_since;
+            self.touched(id);
+            if let (true, Some(since)) = (waiting, since) {
+                let due = since.plus(timeout);
+                if due <= self.now {
+                    self.no_progress_expired(id);
+                } else {
+                    self.arm(id, TimerKind::NoProgress, due);
+                }
+            }
+        });
+        let result = self.traced(Some(id), || format!("SetNoProgressTimeout({seconds})"), result);
+        self.schedule();
+        result
+    }
+
+    /// SetMaximumDownloadTime (IBackgroundCopyJob4, ref: bits-spec §3.3).
+    pub fn set_maximum_download_time(&mut self, now: Time, id: JobId, seconds: u32) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.guard(id, Method::SetMaximumDownloadTime).map(|j| j.active_since);
+        let result = result.map(|active_since| {
+            let max = Span::from_secs(seconds as u64);
+            let job = self.job_mut(id);
+            job.max_download_time = max;
+            let elapsed = job.active_elapsed;
+            self.touched(id);
+            if let Some(since) = active_since {
+                let left = Span(max.0.saturating_sub(elapsed.0));
+                self.arm(id, TimerKind::MaxDownload, since.plus(left));
+            }
+        });
+        let result = self.traced(Some(id), || format!("SetMaximumDownloadTime({seconds})"), result);
+        self.handle_timeout(self.now);
+        result
+    }
+
+    /// SetReplyFileName (ref: bits-spec §1.4, §6.3): only for upload-reply jobs, and only
+    /// until the reply download has started.
+    pub fn set_reply_file_name(&mut self, now: Time, id: JobId, path: Option<&str>) -> ApiResult<()> {
+        self.advance(now);
+        let max_path = self.profile.limits.max_path;
+        let result = self.guard(id, Method::SetReplyFileName).and_then(|job| {
+            if job.job_type != JobType::UploadReply {
+                return Err(Hresult::E_NOTIMPL);
+            }
+            if job.state == JobState::Transferring && job.reply.bytes_total.is_some() {
+                return Err(self.profile.codes.invalid_state);
+            }
+            if path.is_some_and(|p| p.chars().count() > max_path) {
+                return Err(Hresult::E_INVALIDARG);
+            }
+            Ok(())
+        });
+        let result = result.map(|_| {
+            self.job_mut(id).reply.file_name = path.filter(|p| !p.is_empty()).map(str::to_string);
+            self.touched(id);
+        });
+        self.traced(Some(id), || format!("SetReplyFileName({path:?})"), result)
+    }
+
+    // ----- getters (never traced) ------------------------------------------------
+
+    /// GetState: S_OK in every state, final ones included (ref: bits-spec §1.1 [TEST]).
+    pub fn state(&self, id: JobId) -> ApiResult<JobState> {
+        Ok(self.find(id)?.state)
+    }
+
+    /// GetProgress (ref: bits-spec §7.1).
+    pub fn progress(&self, id: JobId) -> ApiResult<JobProgress> {
+        Ok(self.find(id)?.progress())
+    }
+
+    /// IBackgroundCopyFile::GetProgress for file `index`.
+    pub fn file_progress(&self, id: JobId, index: usize) -> ApiResult<FileProgress> {
+        let f = self.find(id)?.files.get(index).ok_or(Hresult::BG_E_FILE_NOT_FOUND)?;
+        Ok(FileProgress {
+            bytes_total: f.bytes_total.unwrap_or(BG_SIZE_UNKNOWN),
+            bytes_transferred: f.bytes_transferred,
+            completed: f.completed,
+        })
+    }
+
+    /// IBackgroundCopyFile::GetRemoteName / GetLocalName.
+    pub fn file_names(&self, id: JobId, index: usize) -> ApiResult<(String, String)> {
+        let f = self.find(id)?.files.get(index).ok_or(Hresult::BG_E_FILE_NOT_FOUND)?;
+        Ok((f.remote_name.clone(), f.local_name.clone()))
+    }
+
+    /// GetTimes (ref: bits-spec §7.1).
+    pub fn times(&self, id: JobId) -> ApiResult<JobTimes> {
+        let j = self.find(id)?;
+        Ok(JobTimes {
+            creation: j.creation,
+            modification: j.modification,
+            transfer_completion: j.transfer_completion,
+        })
+    }
+
+    /// GetError: only in ERROR / TRANSIENT_ERROR, else BG_E_ERROR_INFORMATION_UNAVAILABLE
+    /// (ref: bits-spec §2.2).
+    pub fn error(&self, id: JobId) -> ApiResult<JobError> {
+        let unavailable = self.profile.codes.error_information_unavailable;
+        self.guard(id, Method::GetError)?.error.ok_or(unavailable)
+    }
+
+    /// IBackgroundCopyError::GetFile: BG_E_FILE_NOT_AVAILABLE when the error is not tied
+    /// to a file (ref: bits-spec §2.2).
+    pub fn error_file(&self, id: JobId) -> ApiResult<usize> {
+        self.error(id)?.file.ok_or(self.profile.codes.file_not_available)
+    }
+
+    /// GetErrorCount: never reset (ref: bits-spec §3.4).
+    pub fn error_count(&self, id: JobId) -> ApiResult<u32> {
+        Ok(self.guard(id, Method::GetErrorCount)?.error_count)
+    }
+
+    pub fn priority(&self, id: JobId) -> ApiResult<JobPriority> {
+        Ok(self.find(id)?.priority)
+    }
+
+    pub fn job_type(&self, id: JobId) -> ApiResult<JobType> {
+        Ok(self.find(id)?.job_type)
+    }
+
+    pub fn owner(&self, id: JobId) -> ApiResult<UserId> {
+        Ok(self.find(id)?.owner)
+    }
+
+    pub fn display_name(&self, id: JobId) -> ApiResult<String> {
+        Ok(self.find(id)?.display_name.clone())
+    }
+
+    pub fn description(&self, id: JobId) -> ApiResult<String> {
+        Ok(self.find(id)?.description.clone())
+    }
+
+    pub fn notify_flags(&self, id: JobId) -> ApiResult<NotifyFlags> {
+        Ok(self.find(id)?.notify_flags)
+    }
+
+    /// GetNotifyInterface: S_OK with NULL when none (ref: bits-spec §1.2).
+    pub fn notify_interface(&self, id: JobId) -> ApiResult<Option<Callback>> {
+        Ok(self.find(id)?.callback)
+    }
+
+    pub fn notify_cmdline(&self, id: JobId) -> ApiResult<Option<(String, String)>> {
+        Ok(self.find(id)?.cmdline.clone())
+    }
+
+    pub fn minimum_retry_delay(&self, id: JobId) -> ApiResult<u32> {
+        Ok(self.find(id)?.min_retry_delay.as_secs() as u32)
+    }
+
+    pub fn no_progress_timeout(&self, id: JobId) -> ApiResult<u32> {
+        Ok(self.find(id)?.no_progress_timeout.as_secs() as u32)
+    }
+
+    pub fn maximum_download_time(&self, id: JobId) -> ApiResult<u32> {
+        Ok(self.find(id)?.max_download_time.as_secs() as u32)
+    }
+
+    pub fn file_count(&self, id: JobId) -> ApiResult<usize> {
+        Ok(self.find(id)?.files.len())
+    }
+
+    /// GetReplyProgress: E_NOTIMPL except for upload-reply jobs; BytesTotal is
+    /// BG_SIZE_UNKNOWN until the reply starts (ref: bits-spec §6.3).
+    pub fn reply_progress(&self, id: JobId) -> ApiResult<ReplyProgress> {
+        let job = self.guard(id, Method::GetReplyProgress)?;
+        if job.job_type != JobType::UploadReply {
+            return Err(Hresult::E_NOTIMPL);
+        }
+        Ok(ReplyProgress {
+            bytes_total: job.reply.bytes_total.unwrap_or(BG_SIZE_UNKNOWN),
+            bytes_transferred: job.reply.bytes_transferred,
+        })
+    }
+
+    /// GetReplyFileName: the name set, or `None` (BITS then generates one).
+    pub fn reply_file_name(&self, id: JobId) -> ApiResult<Option<String>> {
+        let job = self.guard(id, Method::GetReplyFileName)?;
+        if job.job_type != JobType::UploadReply {
+            return Err(Hresult::E_NOTIMPL);
+        }
+        Ok(job.reply.file_name.clone())
+    }
+
+    /// GetReplyData: the reply's length. E_NOTIMPL for other job types (checked first),
+    /// BG_E_INVALID_STATE before TRANSFERRED, BG_E_TOO_LARGE above 1 MB (ref: bits-spec §6.3).
+    pub fn reply_data_len(&self, id: JobId) -> ApiResult<u64> {
+        let job = self.find(id)?;
+        if self.profile.unsupported.contains(&Method::GetReplyData) || job.job_type != JobType::UploadReply {
+            return Err(self.profile.codes.not_implemented);
+        }
+        let job = self.guard(id, Method::GetReplyData)?;
+        let len = job.reply.bytes_total.unwrap_or(0);
+        if len > self.profile.limits.reply_data_bytes {
+            return Err(Hresult::BG_E_TOO_LARGE);
+        }
+        Ok(len)
+    }
+
+    /// Runs one [`ApiCall`]; the generic entry point for scenario runners and tests.
+    pub fn call(&mut self, now: Time, call: &ApiCall) -> ApiReply {
+        use ApiCall::*;
+        fn unit(r: ApiResult<()>) -> ApiReply {
+            r.map_or_else(ApiReply::err, |_| ApiReply::ok(ApiValue::None))
+        }
+        fn code(r: ApiResult<Hresult>) -> ApiReply {
+            r.map_or_else(ApiReply::err, |hr| ApiReply {
+                hresult: hr,
+                value: ApiValue::None,
+            })
+        }
+        fn val<T>(r: ApiResult<T>, f: impl FnOnce(T) -> ApiValue) -> ApiReply {
+            r.map_or_else(ApiReply::err, |v| ApiReply::ok(f(v)))
+        }
+        self.advance(now);
+        match call {
+            CreateJob {
+                user,
+                display_name,
+                job_type,
+            } => val(self.create_job(now, *user, display_name, *job_type), ApiValue::Job),
+            GetJob { user, job } => val(self.get_job(*user, *job), ApiValue::Job),
+            EnumJobs { user } => ApiReply::ok(ApiValue::Jobs(self.enum_jobs(*user))),
+            AddFile {
+                job,
+                remote_name,
+                local_name,
+            } => unit(self.add_file(now, *job, remote_name, local_name)),
+            AddFileSet { job, files } => {
+                let files: Vec<(&str, &str)> = files.iter().map(|(r, l)| (r.as_str(), l.as_str())).collect();
+                unit(self.add_file_set(now, *job, &files))
+            }
+            Resume { job } => unit(self.resume(now, *job)),
+            Suspend { job } => unit(self.suspend(now, *job)),
+            Cancel { job } => code(self.cancel(now, *job)),
+            Complete { job } => code(self.complete(now, *job)),
+            SetDisplayName { job, name } => unit(self.set_display_name(now, *job, name)),
+            SetDescription { job, text } => unit(self.set_description(now, *job, text)),
+            SetPriority { job, priority } => unit(self.set_priority(now, *job, *priority)),
+            SetNotifyFlags { job, flags } => unit(self.set_notify_flags(now, *job, *flags)),
+            SetNotifyInterface { job, callback } => unit(self.set_notify_interface(now, *job, *callback)),
+            SetNotifyCmdLine {
+                job,
+                program,
+                parameters,
+            } => unit(self.set_notify_cmdline(now, *job, program.as_deref(), parameters.as_deref())),
+            SetMinimumRetryDelay { job, seconds } => unit(self.set_minimum_retry_delay(now, *job, *seconds)),
+            SetNoProgressTimeout { job, seconds } => unit(self.set_no_progress_timeout(now, *job, *seconds)),
+            SetMaximumDownloadTime { job, seconds } => unit(self.set_maximum_download_time(now, *job, *seconds)),
+            SetReplyFileName { job, path } => unit(self.set_reply_file_name(now, *job, path.as_deref())),
+            GetState { job } => val(self.state(*job), ApiValue::State),
+            GetProgress { job } => val(self.progress(*job), ApiValue::Progress),
+            GetFileProgress { job, file } => val(self.file_progress(*job, *file), ApiValue::FileProgress),
+            GetTimes { job } => val(self.times(*job), ApiValue::Times),
+            GetError { job } => val(self.error(*job), |e| ApiValue::Error {
+                hresult: e.hresult,
+                context: e.context,
+                file: e.file,
+            }),
+            GetErrorCount { job } => val(self.error_count(*job), ApiValue::Count),
+            GetPriority { job } => val(self.priority(*job), ApiValue::Priority),
+            GetNotifyFlags { job } => val(self.notify_flags(*job), |f| ApiValue::Count(f.0)),
+            GetMinimumRetryDelay { job } => val(self.minimum_retry_delay(*job), ApiValue::Count),
+            GetNoProgressTimeout { job } => val(self.no_progress_timeout(*job), ApiValue::Count),
+            GetReplyProgress { job } => val(self.reply_progress(*job), ApiValue::ReplyProgress),
+            GetReplyData { job } => val(self.reply_data_len(*job), ApiValue::Bytes),
+        }
+    }
+}
+
+/// Remote names: http(s), file:// or a local / UNC path, ≤ 2,200 characters
+/// (ref: bits-spec §7.3; plain paths and file:// are accepted [TEST]).
+fn valid_remote(remote: &str, max: usize) -> bool {
+    let lower = remote.to_ascii_lowercase();
+    let scheme_ok = ["http://", "https://", "file://"].iter().any(|s| lower.starts_with(s)) || is_absolute_path(remote);
+    scheme_ok && remote.chars().count() <= max && !remote.contains(['*', '?'].as_slice())
+}
+
+/// Local names: a full path ≤ MAX_PATH, no wildcards (ref: bits-spec §7.3).
+fn valid_local(local: &str, max_path: usize) -> bool {
+    is_absolute_path(local) && local.chars().count() <= max_path && !local.contains(['*', '?'].as_slice())
+}
+
+fn is_absolute_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
+        || p.starts_with("\\\\")
+        || p.starts_with('/')
+}
+
+/// One API call, for runners that drive the model generically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call")]
+pub enum ApiCall {
+    CreateJob {
+        user: UserId,
+        display_name: String,
+        job_type: JobType,
+    },
+    GetJob {
+        user: UserId,
+        job: JobId,
+    },
+    EnumJobs {
+        user: UserId,
+    },
+    AddFile {
+        job: JobId,
+        remote_name: String,
+        local_name: String,
+    },
+    AddFileSet {
+        job: JobId,
+        files: Vec<(String, String)>,
+    },
+    Resume {
+        job: JobId,
+    },
+    Suspend {
+        job: JobId,
+    },
+    Cancel {
+        job: JobId,
+    },
+    Complete {
+        job: JobId,
+    },
+    SetDisplayName {
+        job: JobId,
+        name: String,
+    },
+    SetDescription {
+        job: JobId,
+        text: String,
+    },
+    SetPriority {
+        job: JobId,
+        priority: u32,
+    },
+    SetNotifyFlags {
+        job: JobId,
+        flags: u32,
+    },
+    SetNotifyInterface {
+        job: JobId,
+        callback: Option<Callback>,
+    },
+    SetNotifyCmdLine {
+        job: JobId,
+        program: Option<String>,
+        parameters: Option<String>,
+    },
+    SetMinimumRetryDelay {
+        job: JobId,
+        seconds: u32,
+    },
+    SetNoProgressTimeout {
+        job: JobId,
+        seconds: u32,
+    },
+    SetMaximumDownloadTime {
+        job: JobId,
+        seconds: u32,
+    },
+    SetReplyFileName {
+        job: JobId,
+        path: Option<String>,
+    },
+    GetState {
+        job: JobId,
+    },
+    GetProgress {
+        job: JobId,
+    },
+    GetFileProgress {
+        job: JobId,
+        file: usize,
+    },
+    GetTimes {
+        job: JobId,
+    },
+    GetError {
+        job: JobId,
+    },
+    GetErrorCount {
+        job: JobId,
+    },
+    GetPriority {
+        job: JobId,
+    },
+    GetNotifyFlags {
+        job: JobId,
+    },
+    GetMinimumRetryDelay {
+        job: JobId,
+    },
+    GetNoProgressTimeout {
+        job: JobId,
+    },
+    GetReplyProgress {
+        job: JobId,
+    },
+    GetReplyData {
+        job: JobId,
+    },
+}
+
+/// What a call returned: its HRESULT and, on success, a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiReply {
+    pub hresult: Hresult,
+    pub value: ApiValue,
+}
+
+impl ApiReply {
+    pub fn ok(value: ApiValue) -> ApiReply {
+        ApiReply {
+            hresult: Hresult::S_OK,
+            value,
+        }
+    }
+    pub fn err(hresult: Hresult) -> ApiReply {
+        ApiReply {
+            hresult,
+            value: ApiValue::None,
+        }
+    }
+}
+
+/// The value part of an [`ApiReply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiValue {
+    None,
+    Job(JobId),
+    Jobs(Vec<JobId>),
+    State(JobState),
+    Progress(JobProgress),
+    FileProgress(FileProgress),
+    Times(JobTimes),
+    Error {
+        hresult: Hresult,
+        context: ErrorContext,
+        file: Option<usize>,
+    },
+    Count(u32),
+    Priority(JobPriority),
+    ReplyProgress(ReplyProgress),
+    Bytes(u64),
+}

@@ -1,0 +1,284 @@
+//! Flavors are data: every difference between BITS and Delivery Optimization (and any
+//! Windows build's quirk) is a field of [`Profile`], never an `if` in the state machine.
+//!
+//! ref: bits-spec §8.1 (DO differences), §9 (limits), §2.5 / bits-http §2.2 (classification).
+
+use crate::classify::{ContextPolicy, HttpRule, NoProgressError, BITS_HTTP_RULES, DO_HTTP_RULES};
+use crate::rules::Method;
+use crate::types::{JobPriority, JobType, Span};
+use crate::Hresult;
+use serde::{Deserialize, Serialize};
+
+/// Which service the model imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Flavor {
+    /// Windows BITS (qmgr).
+    #[serde(rename = "bits")]
+    Bits,
+    /// Delivery Optimization's BITS-compatible API (dosvc).
+    #[serde(rename = "do")]
+    DeliveryOptimization,
+}
+
+impl Flavor {
+    pub const ALL: [Flavor; 2] = [Flavor::Bits, Flavor::DeliveryOptimization];
+
+    /// The short name used on the command line and in scenario files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Bits => "bits",
+            Flavor::DeliveryOptimization => "do",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Flavor> {
+        Self::ALL.into_iter().find(|f| f.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The behaviour profile of this flavor.
+    pub fn profile(self) -> Profile {
+        match self {
+            Flavor::Bits => Profile::bits(),
+            Flavor::DeliveryOptimization => Profile::delivery_optimization(),
+        }
+    }
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The HRESULTs a flavor returns for API-contract failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codes {
+    pub invalid_state: Hresult,
+    pub empty: Hresult,
+    pub not_found: Hresult,
+    pub error_information_unavailable: Hresult,
+    pub file_not_available: Hresult,
+    /// Returned by methods this flavor does not implement.
+    pub not_implemented: Hresult,
+    /// The job error while the network is gone.
+    pub network_disconnected: Hresult,
+}
+
+/// How callback return values are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuccessRule {
+    /// Only S_OK stops the re-delivery ("any other return", ref: bits-spec §4.3).
+    ExactlySOk,
+    /// Any SUCCEEDED(hr) stops it ("if negative", FileTransferred, ref: bits-spec §4.3).
+    AnySuccess,
+}
+
+impl SuccessRule {
+    pub fn accepts(self, hr: Hresult) -> bool {
+        match self {
+            SuccessRule::ExactlySOk => hr == Hresult::S_OK,
+            SuccessRule::AnySuccess => hr.is_success(),
+        }
+    }
+}
+
+/// How the retry delay after a transient error is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDelay {
+    /// The job's MinimumRetryDelay (ref: bits-spec §3.1).
+    JobSetting,
+    /// A service-internal delay, ignoring the job setting (DO, ref: bits-spec §8.1).
+    Fixed(Span),
+}
+
+/// Numeric limits (ref: bits-spec §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_jobs_per_user: usize,
+    pub max_jobs_per_machine: usize,
+    pub max_files_per_job: usize,
+    pub display_name_chars: usize,
+    pub description_chars: usize,
+    pub remote_url_chars: usize,
+    /// MAX_PATH, for local names, the reply file name and the command-line program.
+    pub max_path: usize,
+    pub cmdline_parameter_chars: usize,
+    /// GetReplyData's buffer limit: 1 MB.
+    pub reply_data_bytes: u64,
+    /// MinimumRetryDelay floor: smaller values are raised to it.
+    pub min_retry_delay_floor: Span,
+}
+
+/// Every behaviour difference between flavors, as data.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub flavor: Flavor,
+    /// Job types CreateJob accepts; others get `codes.not_implemented`
+    /// (DO: download only; the exact code is UNVERIFIED, ref: bits-spec §8.1).
+    pub job_types: &'static [JobType],
+    /// Whether CONNECTING is ever reported (DO: "not supported", ref: bits-spec §8.1).
+    pub reports_connecting: bool,
+    /// Scheduling class per priority, lower runs first. DO treats HIGH/NORMAL/LOW alike.
+    pub priority_class: [u8; 4],
+    /// How many background (non-FOREGROUND) jobs transfer at once. BITS: one, alongside
+    /// every foreground job (ref: bits-spec §5.2). DO: UNVERIFIED, modelled as unbounded.
+    pub max_active_background: usize,
+    /// Round-robin slice for same-priority background jobs (UNVERIFIED, ref: bits-spec §5.2,
+    /// §11 q11). `None`: no slicing.
+    pub time_slice: Option<Span>,
+    pub http_rules: &'static [HttpRule],
+    pub context_policy: ContextPolicy,
+    pub codes: Codes,
+    pub default_min_retry_delay: Span,
+    pub retry_delay: RetryDelay,
+    /// Default NoProgressTimeout for FOREGROUND jobs and for background jobs.
+    pub default_no_progress_timeout: (Span, Span),
+    pub no_progress_error: NoProgressError,
+    pub default_max_download_time: Span,
+    /// JobInactivityTimeout (BITS 90 days; DO does not support it, ref: bits-spec §3.5, §8.1).
+    pub inactivity_timeout: Option<Span>,
+    /// DO cancels jobs neither completed nor cancelled after 30 days (ref: bits-spec §8.1).
+    pub retention: Option<Span>,
+    /// IBackgroundCopyJob2::SetNotifyCmdLine exists (DO: no, ref: bits-spec §8.1).
+    pub supports_cmdline: bool,
+    /// Upload / reply methods exist (DO: no).
+    pub supports_reply: bool,
+    /// Whether DISABLE suppresses notifications (DO: conflicting docs, UNVERIFIED).
+    pub honours_disable: bool,
+    /// JobTransferred / JobError re-delivery stops on this (ref: bits-spec §4.3, §11 q9).
+    pub job_callback_success: SuccessRule,
+    /// FileTransferred re-delivery stops on this.
+    pub file_callback_success: SuccessRule,
+    /// The "arbitrary interval" between callback re-deliveries, drawn from this range
+    /// with the seeded RNG (UNVERIFIED, ref: bits-spec §4.3, §11 q9).
+    pub callback_retry_interval: (Span, Span),
+    /// At most this many notifications in flight per user (ref: bits-spec §4.3).
+    pub max_notifications_in_flight_per_user: usize,
+    /// Whether the NoProgressTimeout clock keeps running while the network is gone
+    /// (UNVERIFIED, ref: bits-spec §3.2, §11 q3).
+    pub no_progress_runs_while_disconnected: bool,
+    pub limits: Limits,
+    /// Methods this flavor does not implement; they return `codes.not_implemented`
+    /// (DO: undocumented members, UNVERIFIED code, ref: bits-spec §8.1).
+    pub unsupported: &'static [Method],
+}
+
+const BITS_LIMITS: Limits = Limits {
+    max_jobs_per_user: 60,
+    max_jobs_per_machine: 300,
+    max_files_per_job: 200,
+    display_name_chars: 256,
+    description_chars: 1024,
+    remote_url_chars: 2200,
+    max_path: 260,
+    cmdline_parameter_chars: 4000,
+    reply_data_bytes: 1024 * 1024,
+    min_retry_delay_floor: Span::from_secs(5),
+};
+
+impl Profile {
+    /// Windows BITS as documented (ref: bits-spec §1–§5, §9).
+    pub fn bits() -> Profile {
+        Profile {
+            flavor: Flavor::Bits,
+            job_types: &[JobType::Download, JobType::Upload, JobType::UploadReply],
+            reports_connecting: true,
+            priority_class: [0, 1, 2, 3],
+            max_active_background: 1,
+            time_slice: Some(Span::from_secs(300)),
+            http_rules: BITS_HTTP_RULES,
+            context_policy: ContextPolicy::Detailed,
+            codes: Codes {
+                invalid_state: Hresult::BG_E_INVALID_STATE,
+                empty: Hresult::BG_E_EMPTY,
+                not_found: Hresult::BG_E_NOT_FOUND,
+                error_information_unavailable: Hresult::BG_E_ERROR_INFORMATION_UNAVAILABLE,
+                file_not_available: Hresult::BG_E_FILE_NOT_AVAILABLE,
+                not_implemented: Hresult::E_NOTIMPL,
+                network_disconnected: Hresult::BG_E_NETWORK_DISCONNECTED,
+            },
+            default_min_retry_delay: Span::from_secs(600),
+            retry_delay: RetryDelay::JobSetting,
+            default_no_progress_timeout: (Span::from_secs(1_209_600), Span::from_secs(1_209_600)),
+            no_progress_error: NoProgressError::KeepLast,
+            default_max_download_time: Span::from_secs(7_776_000),
+            inactivity_timeout: Some(Span::from_days(90)),
+            retention: None,
+            supports_cmdline: true,
+            supports_reply: true,
+            honours_disable: true,
+            job_callback_success: SuccessRule::ExactlySOk,
+            file_callback_success: SuccessRule::AnySuccess,
+            callback_retry_interval: (Span::from_secs(30), Span::from_secs(90)),
+            max_notifications_in_flight_per_user: 4,
+            no_progress_runs_while_disconnected: true,
+            limits: BITS_LIMITS,
+            unsupported: &[],
+        }
+    }
+
+    /// Delivery Optimization's BITS-compatible API (ref: bits-spec §8.1).
+    pub fn delivery_optimization() -> Profile {
+        Profile {
+            flavor: Flavor::DeliveryOptimization,
+            job_types: &[JobType::Download],
+            reports_connecting: false,
+            priority_class: [0, 1, 1, 1],
+            max_active_background: usize::MAX,
+            time_slice: None,
+            http_rules: DO_HTTP_RULES,
+            context_policy: ContextPolicy::RemoteFileOnlyFor403,
+            codes: Codes {
+                invalid_state: Hresult::DO_E_INVALID_STATE,
+                empty: Hresult::DO_E_JOB_EMPTY,
+                not_found: Hresult::DO_E_JOB_NOT_FOUND,
+                error_information_unavailable: Hresult::DO_E_ERROR_INFORMATION_UNAVAILABLE,
+                file_not_available: Hresult::DO_E_FILE_NOT_AVAILABLE,
+                not_implemented: Hresult::E_NOTIMPL,
+                network_disconnected: Hresult::DO_E_BLOCKED_BY_NO_NETWORK,
+            },
+            default_min_retry_delay: Span::from_secs(600),
+            // "retried per DO's internal policy (no MinimumRetryDelay)": interval UNVERIFIED.
+            retry_delay: RetryDelay::Fixed(Span::from_secs(60)),
+            default_no_progress_timeout: (Span::from_secs(3_600), Span::from_secs(86_400)),
+            no_progress_error: NoProgressError::KeepLast,
+            default_max_download_time: Span::from_secs(7_776_000),
+            inactivity_timeout: None,
+            retention: Some(Span::from_days(30)),
+            supports_cmdline: false,
+            supports_reply: false,
+            honours_disable: true,
+            job_callback_success: SuccessRule::ExactlySOk,
+            file_callback_success: SuccessRule::AnySuccess,
+            callback_retry_interval: (Span::from_secs(30), Span::from_secs(90)),
+            max_notifications_in_flight_per_user: 4,
+            no_progress_runs_while_disconnected: true,
+            limits: BITS_LIMITS,
+            unsupported: &[
+                Method::SetDisplayName,
+                Method::SetDescription,
+                Method::SetMinimumRetryDelay,
+                Method::SetMaximumDownloadTime,
+                Method::SetNotifyCmdLine,
+                Method::SetReplyFileName,
+                Method::GetErrorCount,
+                Method::GetReplyData,
+                Method::GetReplyProgress,
+                Method::GetReplyFileName,
+            ],
+        }
+    }
+
+    /// The scheduling class of a priority (lower runs first).
+    pub fn class_of(&self, p: JobPriority) -> u8 {
+        self.priority_class[p.value() as usize]
+    }
+
+    pub fn default_no_progress_timeout_for(&self, p: JobPriority) -> Span {
+        if p == JobPriority::Foreground {
+            self.default_no_progress_timeout.0
+        } else {
+            self.default_no_progress_timeout.1
+        }
+    }
+}
