@@ -11,11 +11,10 @@ use std::ptr::null_mut;
 
 use windows::Win32::Foundation::FILETIME;
 use windows::Win32::Networking::BackgroundIntelligentTransferService::{
-    BackgroundCopyManager, IBackgroundCopyError, IBackgroundCopyFile, IBackgroundCopyJob,
-    IBackgroundCopyJob2, IBackgroundCopyJob3, IBackgroundCopyJob4, IBackgroundCopyManager,
-    IEnumBackgroundCopyFiles, IEnumBackgroundCopyJobs, BG_ERROR_CONTEXT, BG_FILE_PROGRESS,
-    BG_JOB_PRIORITY, BG_JOB_PROGRESS, BG_JOB_REPLY_PROGRESS, BG_JOB_STATE, BG_JOB_TIMES,
-    BG_JOB_TYPE,
+    BackgroundCopyManager, IBackgroundCopyError, IBackgroundCopyFile, IBackgroundCopyJob, IBackgroundCopyJob2,
+    IBackgroundCopyJob3, IBackgroundCopyJob4, IBackgroundCopyManager, IEnumBackgroundCopyFiles,
+    IEnumBackgroundCopyJobs, BG_ERROR_CONTEXT, BG_FILE_PROGRESS, BG_JOB_PRIORITY, BG_JOB_PROGRESS,
+    BG_JOB_REPLY_PROGRESS, BG_JOB_STATE, BG_JOB_TIMES, BG_JOB_TYPE,
 };
 use windows::Win32::System::Com::{CoCreateInstance, CoTaskMemFree, CLSCTX_LOCAL_SERVER};
 use windows_core::{Interface, GUID, HRESULT, PCWSTR, PWSTR};
@@ -24,8 +23,8 @@ use crate::callback::CallbackRecorder;
 use crate::com::{take_pwstr, vcall, Wide};
 use crate::hr::{Hr, Outcome};
 use crate::types::{
-    ErrorContext, FileInfo, FileProgress, JobErrorInfo, JobGuid, JobPriority, JobProgress,
-    JobState, JobTimes, JobType, ReplyProgress,
+    ErrorContext, FileInfo, FileProgress, JobErrorInfo, JobGuid, JobPriority, JobProgress, JobState, JobTimes, JobType,
+    ReplyProgress,
 };
 
 /// Every job this crate creates has a display name starting with this, so
@@ -92,8 +91,7 @@ impl BitsManager {
     pub fn connect() -> Result<BitsManager, Hr> {
         // SAFETY: plain COM activation; the result is an owned interface.
         let mgr: IBackgroundCopyManager =
-            unsafe { CoCreateInstance(&BackgroundCopyManager, None, CLSCTX_LOCAL_SERVER) }
-                .map_err(Hr::from)?;
+            unsafe { CoCreateInstance(&BackgroundCopyManager, None, CLSCTX_LOCAL_SERVER) }.map_err(Hr::from)?;
         Ok(BitsManager { mgr })
     }
 
@@ -151,9 +149,7 @@ impl BitsManager {
             // SAFETY: Next returned one owned job.
             if let Some(job) = unsafe { take_iface::<IBackgroundCopyJob>(p) } {
                 // SAFETY: plain getter.
-                let id = unsafe { job.GetId() }
-                    .map(JobGuid::from)
-                    .unwrap_or(JobGuid(0));
+                let id = unsafe { job.GetId() }.map(JobGuid::from).unwrap_or(JobGuid(0));
                 jobs.push(BitsJob::from_job(job, id));
             }
             if next == Hr::S_FALSE {
@@ -212,11 +208,7 @@ impl BitsJob {
 
     /// Which extension interfaces QueryInterface gave: (Job2, Job3, Job4).
     pub fn interfaces(&self) -> (bool, bool, bool) {
-        (
-            self.job2.is_some(),
-            self.job3.is_some(),
-            self.job4.is_some(),
-        )
+        (self.job2.is_some(), self.job3.is_some(), self.job4.is_some())
     }
 
     // ---- control -------------------------------------------------------
@@ -370,13 +362,7 @@ impl BitsJob {
     /// `SetPriority()`.
     pub fn set_priority(&self, priority: JobPriority) -> Hr {
         // SAFETY: by-value enum.
-        unsafe {
-            vcall!(
-                &self.job,
-                SetPriority,
-                BG_JOB_PRIORITY(priority.raw() as i32)
-            )
-        }
+        unsafe { vcall!(&self.job, SetPriority, BG_JOB_PRIORITY(priority.raw() as i32)) }
     }
 
     /// `GetPriority()`.
@@ -538,16 +524,8 @@ pub(crate) fn file_info(f: &IBackgroundCopyFile) -> FileInfo {
         let lhr = vcall!(f, GetLocalName, &mut local);
         let phr = vcall!(f, GetProgress, &mut prog);
         FileInfo {
-            remote_name: if rhr.is_success() {
-                take_pwstr(remote)
-            } else {
-                None
-            },
-            local_name: if lhr.is_success() {
-                take_pwstr(local)
-            } else {
-                None
-            },
+            remote_name: if rhr.is_success() { take_pwstr(remote) } else { None },
+            local_name: if lhr.is_success() { take_pwstr(local) } else { None },
             progress: phr.is_success().then_some(FileProgress {
                 bytes_total: prog.BytesTotal,
                 bytes_transferred: prog.BytesTransferred,

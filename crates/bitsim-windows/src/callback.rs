@@ -11,9 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use windows::Win32::Networking::BackgroundIntelligentTransferService::{
-    IBackgroundCopyCallback, IBackgroundCopyCallback2, IBackgroundCopyCallback2_Impl,
-    IBackgroundCopyCallback_Impl, IBackgroundCopyError, IBackgroundCopyFile, IBackgroundCopyJob,
-    BG_JOB_STATE,
+    IBackgroundCopyCallback, IBackgroundCopyCallback2, IBackgroundCopyCallback2_Impl, IBackgroundCopyCallback_Impl,
+    IBackgroundCopyError, IBackgroundCopyFile, IBackgroundCopyJob, BG_JOB_STATE,
 };
 use windows_core::{implement, Ref, GUID};
 
@@ -150,10 +149,7 @@ impl CallbackRecorder {
             }),
             changed: Condvar::new(),
         });
-        let iface: IBackgroundCopyCallback = Callback {
-            shared: shared.clone(),
-        }
-        .into();
+        let iface: IBackgroundCopyCallback = Callback { shared: shared.clone() }.into();
         CallbackRecorder { shared, iface }
     }
 
@@ -219,12 +215,7 @@ enum Payload<'a> {
 }
 
 impl Callback {
-    fn deliver(
-        &self,
-        kind: DeliveryKind,
-        job: Option<&IBackgroundCopyJob>,
-        payload: Payload<'_>,
-    ) -> Hr {
+    fn deliver(&self, kind: DeliveryKind, job: Option<&IBackgroundCopyJob>, payload: Payload<'_>) -> Hr {
         let at = self.shared.t0.elapsed();
         guard_panic(|| {
             // Read what the service shows on entry, before the policy blocks.
@@ -234,12 +225,7 @@ impl Callback {
                     let mut st = BG_JOB_STATE(-1);
                     // SAFETY: `job` is valid for the duration of the call;
                     // out-parameters of the right types.
-                    let (idhr, sthr) = unsafe {
-                        (
-                            vcall!(job, GetId, &mut guid),
-                            vcall!(job, GetState, &mut st),
-                        )
-                    };
+                    let (idhr, sthr) = unsafe { (vcall!(job, GetId, &mut guid), vcall!(job, GetState, &mut st)) };
                     (
                         idhr.is_success().then(|| JobGuid::from(guid)),
                         sthr.is_success().then(|| JobState::from_raw(st.0 as u32)),
@@ -322,11 +308,7 @@ impl IBackgroundCopyCallback_Impl for Callback_Impl {
         to_result(self.deliver(DeliveryKind::JobError, pjob.as_ref(), payload))
     }
 
-    fn JobModification(
-        &self,
-        pjob: Ref<'_, IBackgroundCopyJob>,
-        dwreserved: u32,
-    ) -> windows_core::Result<()> {
+    fn JobModification(&self, pjob: Ref<'_, IBackgroundCopyJob>, dwreserved: u32) -> windows_core::Result<()> {
         to_result(self.deliver(
             DeliveryKind::JobModification,
             pjob.as_ref(),

@@ -2,9 +2,7 @@
 
 use std::marker::PhantomData;
 
-use windows::Win32::System::Com::{
-    CoInitializeEx, CoTaskMemFree, CoUninitialize, COINIT_MULTITHREADED,
-};
+use windows::Win32::System::Com::{CoInitializeEx, CoTaskMemFree, CoUninitialize, COINIT_MULTITHREADED};
 use windows_core::{HSTRING, PCWSTR, PWSTR};
 
 use crate::hr::Hr;
@@ -44,9 +42,7 @@ impl ComApartment {
         // SAFETY: plain Win32 call; balanced by CoUninitialize in Drop, only
         // when it succeeded (S_OK or S_FALSE).
         let hr = Hr::from(unsafe { CoInitializeEx(None, COINIT_MULTITHREADED) });
-        hr.ok().map(|_| ComApartment {
-            _not_send: PhantomData,
-        })
+        hr.ok().map(|_| ComApartment { _not_send: PhantomData })
     }
 }
 

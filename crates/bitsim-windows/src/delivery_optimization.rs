@@ -21,13 +21,9 @@ use windows::Win32::System::Com::{
     CoCreateInstance, CoSetProxyBlanket, IEnumUnknown, CLSCTX_LOCAL_SERVER, COLE_DEFAULT_PRINCIPAL,
     EOAC_DYNAMIC_CLOAKING, RPC_C_AUTHN_LEVEL_DEFAULT, RPC_C_IMP_LEVEL_IMPERSONATE,
 };
-use windows::Win32::System::Variant::{
-    VariantClear, VARIANT, VT_BOOL, VT_BSTR, VT_EMPTY, VT_UI4, VT_UI8, VT_UNKNOWN,
-};
+use windows::Win32::System::Variant::{VariantClear, VARIANT, VT_BOOL, VT_BSTR, VT_EMPTY, VT_UI4, VT_UI8, VT_UNKNOWN};
 // `IUnknown_Vtbl` is named by the `interface` macro's expansion.
-use windows_core::{
-    implement, interface, IUnknown, IUnknown_Vtbl, Interface, BSTR, GUID, HRESULT, PCWSTR,
-};
+use windows_core::{implement, interface, IUnknown, IUnknown_Vtbl, Interface, BSTR, GUID, HRESULT, PCWSTR};
 
 use crate::bits::{prefixed_display_name, DISPLAY_NAME_PREFIX};
 use crate::com::{guard_panic, vcall};
@@ -35,8 +31,7 @@ use crate::hr::{Hr, Outcome};
 use crate::types::bits_enum;
 
 /// CLSID `DeliveryOptimization` (dosvc), activated with CLSCTX_LOCAL_SERVER.
-pub const CLSID_DELIVERY_OPTIMIZATION: GUID =
-    GUID::from_u128(0x5b99fa76_721c_423c_adac_56d03c8a8007);
+pub const CLSID_DELIVERY_OPTIMIZATION: GUID = GUID::from_u128(0x5b99fa76_721c_423c_adac_56d03c8a8007);
 
 /// `DODownloadState`.
 #[repr(transparent)]
@@ -113,8 +108,7 @@ pub const DODownloadProperty_IntegrityCheckMandatory: DODownloadProperty = DODow
 pub const DODownloadProperty_TotalSizeBytes: DODownloadProperty = DODownloadProperty(21);
 pub const DODownloadProperty_DisallowOnCellular: DODownloadProperty = DODownloadProperty(22);
 pub const DODownloadProperty_HttpCustomAuthHeaders: DODownloadProperty = DODownloadProperty(23);
-pub const DODownloadProperty_HttpAllowSecureToNonSecureRedirect: DODownloadProperty =
-    DODownloadProperty(24);
+pub const DODownloadProperty_HttpAllowSecureToNonSecureRedirect: DODownloadProperty = DODownloadProperty(24);
 pub const DODownloadProperty_NonVolatile: DODownloadProperty = DODownloadProperty(25);
 pub const DODownloadProperty_HttpRedirectionTarget: DODownloadProperty = DODownloadProperty(26);
 pub const DODownloadProperty_HttpResponseHeaders: DODownloadProperty = DODownloadProperty(27);
@@ -127,11 +121,7 @@ pub unsafe trait IDOManager: IUnknown {
     /// `CreateDownload(IDODownload**)`.
     fn CreateDownload(&self, download: *mut *mut c_void) -> HRESULT;
     /// `EnumDownloads(const DO_DOWNLOAD_ENUM_CATEGORY* or NULL, IEnumUnknown**)`.
-    fn EnumDownloads(
-        &self,
-        category: *const DO_DOWNLOAD_ENUM_CATEGORY,
-        ppenum: *mut *mut c_void,
-    ) -> HRESULT;
+    fn EnumDownloads(&self, category: *const DO_DOWNLOAD_ENUM_CATEGORY, ppenum: *mut *mut c_void) -> HRESULT;
 }
 
 /// `IDODownload`.
@@ -214,10 +204,7 @@ pub enum PropValue {
 }
 
 impl Variant {
-    fn with(
-        vt: windows::Win32::System::Variant::VARENUM,
-        fill: impl FnOnce(&mut VARIANT),
-    ) -> Variant {
+    fn with(vt: windows::Win32::System::Variant::VARENUM, fill: impl FnOnce(&mut VARIANT)) -> Variant {
         let mut v = VARIANT::default();
         // SAFETY: writing the discriminant of a zeroed VARIANT.
         unsafe {
@@ -240,17 +227,13 @@ impl Variant {
 
     pub fn from_u32(x: u32) -> Variant {
         // SAFETY: vt is VT_UI4.
-        Variant::with(VT_UI4, |v| unsafe {
-            (*v.Anonymous.Anonymous).Anonymous.ulVal = x
-        })
+        Variant::with(VT_UI4, |v| unsafe { (*v.Anonymous.Anonymous).Anonymous.ulVal = x })
     }
 
     pub fn from_bool(b: bool) -> Variant {
         let vb = if b { VARIANT_TRUE } else { VARIANT_FALSE };
         // SAFETY: vt is VT_BOOL.
-        Variant::with(VT_BOOL, |v| unsafe {
-            (*v.Anonymous.Anonymous).Anonymous.boolVal = vb
-        })
+        Variant::with(VT_BOOL, |v| unsafe { (*v.Anonymous.Anonymous).Anonymous.boolVal = vb })
     }
 
     pub fn from_unknown(unk: IUnknown) -> Variant {
@@ -301,8 +284,7 @@ impl DoManager {
     pub fn connect() -> Result<DoManager, Hr> {
         // SAFETY: plain COM activation; the result is an owned interface.
         let mgr: IDOManager =
-            unsafe { CoCreateInstance(&CLSID_DELIVERY_OPTIMIZATION, None, CLSCTX_LOCAL_SERVER) }
-                .map_err(Hr::from)?;
+            unsafe { CoCreateInstance(&CLSID_DELIVERY_OPTIMIZATION, None, CLSCTX_LOCAL_SERVER) }.map_err(Hr::from)?;
         Ok(DoManager { mgr })
     }
 
@@ -473,30 +455,18 @@ impl DoDownload {
     }
 
     pub fn set_foreground(&self, foreground: bool) -> Hr {
-        self.set_property(
-            DODownloadProperty_ForegroundPriority,
-            &Variant::from_bool(foreground),
-        )
+        self.set_property(DODownloadProperty_ForegroundPriority, &Variant::from_bool(foreground))
     }
 
     /// NoProgressTimeoutSeconds (DO's minimum is 60 s).
     pub fn set_no_progress_timeout(&self, seconds: u32) -> Hr {
-        self.set_property(
-            DODownloadProperty_NoProgressTimeoutSeconds,
-            &Variant::from_u32(seconds),
-        )
+        self.set_property(DODownloadProperty_NoProgressTimeoutSeconds, &Variant::from_u32(seconds))
     }
 
     /// CallbackInterface = the recorder.
     pub fn set_callback(&self, recorder: &DoStatusRecorder) -> Hr {
-        let unk: IUnknown = recorder
-            .iface
-            .cast()
-            .expect("an #[implement] object is an IUnknown");
-        self.set_property(
-            DODownloadProperty_CallbackInterface,
-            &Variant::from_unknown(unk),
-        )
+        let unk: IUnknown = recorder.iface.cast().expect("an #[implement] object is an IUnknown");
+        self.set_property(DODownloadProperty_CallbackInterface, &Variant::from_unknown(unk))
     }
 
     /// The download's Id property.
@@ -589,10 +559,7 @@ impl DoStatusRecorder {
             events: Mutex::new(Vec::new()),
             changed: Condvar::new(),
         });
-        let iface: IDODownloadStatusCallback = DoCallback {
-            shared: shared.clone(),
-        }
-        .into();
+        let iface: IDODownloadStatusCallback = DoCallback { shared: shared.clone() }.into();
         DoStatusRecorder { shared, iface }
     }
 
@@ -628,11 +595,7 @@ struct DoCallback {
 }
 
 impl IDODownloadStatusCallback_Impl for DoCallback_Impl {
-    unsafe fn OnStatusChange(
-        &self,
-        _download: *mut c_void,
-        status: *const DO_DOWNLOAD_STATUS,
-    ) -> HRESULT {
+    unsafe fn OnStatusChange(&self, _download: *mut c_void, status: *const DO_DOWNLOAD_STATUS) -> HRESULT {
         let at = self.shared.t0.elapsed();
         guard_panic(|| {
             if status.is_null() {

@@ -34,9 +34,7 @@ impl JobGuard {
     }
 
     pub fn job(&self) -> &BitsJob {
-        self.job
-            .as_ref()
-            .expect("JobGuard holds its job until drop")
+        self.job.as_ref().expect("JobGuard holds its job until drop")
     }
 
     /// Stop guarding: the job is no longer cancelled on drop.

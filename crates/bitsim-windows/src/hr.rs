@@ -45,6 +45,7 @@ named_hresults! {
     E_OUTOFMEMORY = 0x8007_000E,
     E_INVALIDARG = 0x8007_0057,
     RPC_E_CHANGED_MODE = 0x8001_0106,
+    REGDB_E_CLASSNOTREG = 0x8004_0154,
     RPC_X_NULL_REF_POINTER = 0x8007_06F4,
     ERROR_SERVICE_DISABLED = 0x8007_0422,
     ERROR_NO_SUCH_LOGON_SESSION = 0x8007_0520,
@@ -165,10 +166,7 @@ pub struct Outcome<T> {
 
 impl<T> Outcome<T> {
     pub(crate) fn success(hr: Hr, value: T) -> Self {
-        Outcome {
-            hr,
-            value: Some(value),
-        }
+        Outcome { hr, value: Some(value) }
     }
 
     pub(crate) fn failure(hr: Hr) -> Self {

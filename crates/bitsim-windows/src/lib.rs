@@ -27,12 +27,10 @@ mod types;
 pub use bits::{prefixed_display_name, BitsJob, BitsManager, DISPLAY_NAME_PREFIX};
 pub use callback::{CallbackPolicy, CallbackRecorder, Delivery, DeliveryKind};
 pub use com::ComApartment;
-pub use delivery_optimization::{
-    DoDownload, DoManager, DoState, DoStatus, DoStatusEvent, DoStatusRecorder, PropValue,
-};
+pub use delivery_optimization::{DoDownload, DoManager, DoState, DoStatus, DoStatusEvent, DoStatusRecorder, PropValue};
 pub use guard::{cancel_live_jobs, live_jobs, sweep, JobGuard, SweptJob};
 pub use hr::{Hr, Outcome};
 pub use types::{
-    notify, ErrorContext, FileInfo, FileProgress, JobErrorInfo, JobGuid, JobPriority, JobProgress,
-    JobState, JobTimes, JobType, ReplyProgress, SIZE_UNKNOWN,
+    notify, ErrorContext, FileInfo, FileProgress, JobErrorInfo, JobGuid, JobPriority, JobProgress, JobState, JobTimes,
+    JobType, ReplyProgress, SIZE_UNKNOWN,
 };

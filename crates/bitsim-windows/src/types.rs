@@ -194,9 +194,7 @@ impl JobTimes {
             return None;
         }
         let since_unix = filetime.checked_sub(UNIX_EPOCH_TICKS)?;
-        Some(
-            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(since_unix.saturating_mul(100)),
-        )
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(since_unix.saturating_mul(100)))
     }
 }
 
