@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The Wine lane: run the Windows adapter on Linux against Wine's own BITS
+# implementation (qmgr.dll), an independent implementation nobody here wrote.
+#
+# 1. installs what it needs (Debian: rustc-web, cargo-web, rust-web-src,
+#    gcc-mingw-w64-x86-64, wine, wine64) unless already installed;
+# 2. cross-builds for x86_64-win7-windows-gnu with Debian's toolchain
+#    (scripts/check-windows.sh; target dir target/windows, kept between runs);
+# 3. creates a fresh headless Wine prefix in a temporary directory
+#    (WINEDEBUG=-all, no mono/gecko prompts, no X server);
+# 4. serves a test file on 127.0.0.1 (loopback only) and runs the probe
+#    (crates/bitsim-windows/examples/probe.rs) under Wine: the downloaded file
+#    must be byte-identical and the JobTransferred callback must arrive;
+# 5. cleans up on every exit path: the HTTP server, `wineserver -k`, and the
+#    temporary directory with the prefix.
+#
+# Recipe and the known deviations of Wine's BITS: ../shared/reference/wine.md.
+# Later this runs `bitsim conform --backend bits` on the corpus (issue 5).
+#
+# Output: target/wine-conformance/ (probe log, summary); exit 0 iff all passed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=check-windows.sh
+source "$ROOT/scripts/check-windows.sh"
+
+OUT="$ROOT/target/wine-conformance"
+T_START=$SECONDS
+phase_start=$SECONDS
+timings=()
+phase() { # phase NAME: record the time since the previous phase
+  timings+=("$1=$((SECONDS - phase_start))s")
+  phase_start=$SECONDS
+}
+
+# ---- 1. packages ---------------------------------------------------------------
+win_apt_install "${WIN_PACKAGES[@]}" wine wine64
+for tool in wine wineboot wineserver python3; do
+  command -v "$tool" >/dev/null || { echo "wine-conformance: $tool not found" >&2; exit 1; }
+done
+phase packages
+
+# ---- 2. cross-build ------------------------------------------------------------
+win_env
+echo "== cross-build probe.exe for $WIN_TARGET" >&2
+win_cargo build -p bitsim-windows --example probe
+EXE="$CARGO_TARGET_DIR/$WIN_TARGET/debug/examples/probe.exe"
+[[ -f "$EXE" ]] || { echo "wine-conformance: $EXE was not built" >&2; exit 1; }
+phase build
+
+# ---- 3. fresh prefix, cleaned up on any exit --------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/bitsim-wine.XXXXXX")"
+SERVER_PID=""
+export WINEPREFIX="$WORK/prefix"
+export WINEDEBUG=-all
+export WINEDLLOVERRIDES="mscoree,mshtml="
+export WINEARCH=win64
+unset DISPLAY WAYLAND_DISPLAY
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [[ -n "$SERVER_PID" ]]; then
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  if [[ -d "$WINEPREFIX" ]]; then
+    wineserver -k 2>/dev/null
+    wineserver -w 2>/dev/null
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$OUT" "$WORK/www"
+echo "== wineboot (fresh prefix $WINEPREFIX)" >&2
+wineboot -i >"$WORK/wineboot.log" 2>&1 || { cat "$WORK/wineboot.log" >&2; exit 1; }
+wineserver -w
+phase prefix
+
+# ---- 4. loopback server + probe -----------------------------------------------------
+# 1 MiB of deterministic, non-repeating-looking bytes.
+python3 -c 'import hashlib,sys
+out=bytearray(); i=0
+while len(out) < 1<<20:
+    out+=hashlib.sha256(b"bitsim-%d" % i).digest(); i+=1
+sys.stdout.buffer.write(bytes(out[:1<<20]))' >"$WORK/www/probe.bin"
+
+# Port 0: the OS picks a free port; http.server prints it on its first line.
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
+SERVER_PID=$!
+PORT=""
+for _ in $(seq 1 100); do
+  PORT="$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$WORK/http.log" | head -n1)"
+  [[ -n "$PORT" ]] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.1
+done
+[[ -n "$PORT" ]] || { echo "wine-conformance: HTTP server did not start" >&2; cat "$WORK/http.log" >&2; exit 1; }
+URL="http://127.0.0.1:$PORT/probe.bin"
+echo "== loopback server on $URL" >&2
+
+passed=0
+failed=0
+check() { # check NAME COMMAND...: one conformance check
+  local name="$1"
+  shift
+  if "$@"; then
+    echo "  pass  $name"
+    passed=$((passed + 1))
+  else
+    echo "  FAIL  $name"
+    failed=$((failed + 1))
+  fi
+}
+
+echo "== wine probe.exe $URL" >&2
+set +e
+timeout 120 wine "$EXE" "$URL" 'C:\bitsim-probe.bin' --sweep --timeout 30 >"$WORK/probe.out" 2>"$WORK/probe.err"
+probe_rc=$?
+set -e
+tr -d '\r' <"$WORK/probe.out" >"$OUT/probe.out"
+cp "$WORK/probe.err" "$OUT/probe.err"
+cp "$WORK/http.log" "$OUT/http.log"
+cat "$OUT/probe.out"
+phase run
+
+result="$(grep '^RESULT ' "$OUT/probe.out" | tail -n1 || true)"
+echo "== checks"
+check "probe exits 0 (rc=$probe_rc)" test "$probe_rc" -eq 0
+check "job reaches ACKNOWLEDGED after Complete -> S_OK" \
+  grep -q 'ok=true final=ACKNOWLEDGED complete=0x00000000' <<<"$result"
+check "JobTransferred callback delivered" grep -Eq 'callbacks=([A-Za-z]+,)*JobTransferred' <<<"$result"
+check "downloaded file is byte-identical" cmp -s "$WINEPREFIX/drive_c/bitsim-probe.bin" "$WORK/www/probe.bin"
+check "server saw the GET" grep -q '"GET /probe.bin HTTP/1.1" 200' "$WORK/http.log"
+
+phase checks
+summary="wine lane: $passed passed, $failed failed (${timings[*]} total=$((SECONDS - T_START))s)"
+echo "$summary" | tee "$OUT/summary.txt"
+[[ "$failed" -eq 0 ]]
