@@ -26,7 +26,7 @@ use std::fmt;
 pub struct NotificationId(pub u64);
 
 /// The callback method being called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum NotificationKind {
     JobTransferred,
     JobError,

@@ -1,0 +1,75 @@
+//! The `Backend` trait: what the runner needs from a system under test. The
+//! simulator (bitsim-engine) implements it over the model; the Windows adapter
+//! implements it over real BITS / DO.
+
+use crate::format::CallbackPolicy;
+use bitsim_model::{
+    ApiCall, ApiReply, Callback, EnvEvent, ErrorContext, Flavor, Hresult, JobId, NotificationKind, Time, UserId,
+};
+use bitsim_server::{Plan, RequestLogEntry};
+use serde::Serialize;
+
+/// One callback delivery a backend observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub at: Time,
+    pub job: JobId,
+    pub kind: NotificationKind,
+    /// 1 for the first delivery of an event, 2 for the first re-delivery, …
+    pub attempt: u32,
+    /// What the callback returned; `None` while it is still blocked.
+    pub returned: Option<Hresult>,
+    /// For JobError: the error the job reported.
+    pub error: Option<(Hresult, ErrorContext)>,
+    pub file: Option<usize>,
+}
+
+/// One run of the notify command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandRun {
+    pub at: Time,
+    pub job: JobId,
+    pub exit_code: i32,
+}
+
+/// A step this backend cannot perform (e.g. "log a user off" on a real machine).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not applicable on this backend: {0}")]
+pub struct NotApplicable(pub String);
+
+/// The system a scenario runs against.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// E.g. `model`, `wine-qmgr`, `bits`, `do`.
+    fn name(&self) -> String;
+    fn flavor(&self) -> Flavor;
+    /// Time since the run started (virtual on the simulator).
+    fn now(&self) -> Time;
+    fn add_user(&mut self, name: &str) -> Result<UserId, NotApplicable>;
+    /// Creates a callback object that answers by `policy`.
+    fn define_callback(&mut self, name: &str, policy: &CallbackPolicy) -> Callback;
+    /// The exit codes the job's notify command line will return, in order.
+    fn set_cmdline_exit_codes(&mut self, job: JobId, codes: &[i32]);
+    /// The URL of a path on the mock server.
+    fn url(&self, path: &str) -> String;
+    /// The absolute local name of a file of the run.
+    fn local_path(&self, name: &str) -> String;
+
+    async fn call(&mut self, call: ApiCall) -> ApiReply;
+    /// Lets time pass until `deadline`, returning early after any observable change
+    /// (a state change, a delivery, a transfer event).
+    async fn advance_until(&mut self, deadline: Time);
+    async fn env(&mut self, event: EnvEvent) -> Result<(), NotApplicable>;
+    async fn set_plan(&mut self, plan: Plan) -> Result<(), NotApplicable>;
+    /// Lets blocked calls of callback `name` return.
+    async fn release_callback(&mut self, name: &str);
+
+    fn deliveries(&self) -> Vec<Delivery>;
+    fn command_runs(&self) -> Vec<CommandRun>;
+    fn in_flight(&self, user: UserId) -> Result<usize, NotApplicable>;
+    fn requests(&self) -> Result<Vec<RequestLogEntry>, NotApplicable>;
+    /// The size of a file in the run's directory, if it exists.
+    fn file_size(&self, name: &str) -> Option<u64>;
+    /// Trace lines recorded since the last call.
+    fn take_trace(&mut self) -> Vec<String>;
+}
