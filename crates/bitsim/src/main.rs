@@ -4,6 +4,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod serve;
+
 /// Simulator and conformance harness for Windows BITS and Delivery Optimization.
 #[derive(Debug, Parser)]
 #[command(name = "bitsim", version, about, long_about = None)]
@@ -16,11 +18,14 @@ struct Cli {
 enum Command {
     /// List the model's flavors (BITS, DO) and their profile fields.
     Flavors,
+    /// Run the mock BITS download/upload server (fault plans) on a TCP port.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Flavors) => {
             for flavor in bitsim_model::Flavor::ALL {
                 println!("{flavor:?}");

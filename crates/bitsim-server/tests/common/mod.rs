@@ -64,7 +64,9 @@ impl T {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Client { tx }
+        // virtual time: generous; real time: short
+        let timeout = Duration::from_secs(if self.is_mem() { 3600 } else { 20 });
+        Client { tx, timeout }
     }
 
     /// One request on a fresh connection.
@@ -84,6 +86,7 @@ impl T {
 
 pub struct Client {
     pub tx: SendRequest<Full<Bytes>>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -113,7 +116,7 @@ impl Client {
                 body,
             })
         };
-        match tokio::time::timeout(Duration::from_secs(20), fut).await {
+        match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err("timeout".into()),
         }
