@@ -223,7 +223,9 @@ impl Service {
 
         // JobTransferred / JobError, after every FileTransferred (ref: bits-spec §4.3).
         let job = self.job(id);
-        let files_owed = !job.channels.file_queue.is_empty() && wants_files;
+        // Only a callback can take FileTransferred: the command line ignores the flag, so
+        // without a callback owed files must not hold it up. ref: bits-spec §4.1, §4.4
+        let files_owed = !job.channels.file_queue.is_empty() && wants_files && callback.is_some();
         if let Some(kind) = job.channels.final_.kind {
             let flag = match kind {
                 NotificationKind::JobTransferred => NotifyFlags::JOB_TRANSFERRED,
