@@ -22,6 +22,7 @@ mod com;
 pub mod delivery_optimization;
 mod guard;
 mod hr;
+mod model;
 mod types;
 
 pub use bits::{prefixed_display_name, BitsJob, BitsManager, DISPLAY_NAME_PREFIX};

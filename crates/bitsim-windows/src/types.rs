@@ -108,6 +108,7 @@ bits_enum! {
         RemoteFile = 5 => "REMOTE_FILE",
         GeneralTransport = 6 => "GENERAL_TRANSPORT",
         RemoteApplication = 7 => "REMOTE_APPLICATION",
+        ServerCertificateCallback = 8 => "SERVER_CERTIFICATE_CALLBACK",
     }
 }
 
