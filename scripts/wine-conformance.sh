@@ -8,9 +8,11 @@
 #    (scripts/check-windows.sh; target dir target/windows, kept between runs);
 # 3. creates a fresh headless Wine prefix in a temporary directory
 #    (WINEDEBUG=-all, no mono/gecko prompts, no X server);
-# 4. serves a test file on 127.0.0.1 (loopback only) and runs the probe
-#    (crates/bitsim-windows/examples/probe.rs) under Wine: the downloaded file
-#    must be byte-identical and the JobTransferred callback must arrive;
+# 4. serves a 1 MiB file on 127.0.0.1 (loopback only) with `bitsim serve`
+#    (its /bytes/N route; BITSIM_WINE_SERVER=python uses python3 -m
+#    http.server instead, as does a tree whose CLI has no `serve` yet) and
+#    runs the probe (crates/bitsim-windows/examples/probe.rs) under Wine: the
+#    downloaded file must be byte-identical and JobTransferred must arrive;
 # 5. cleans up on every exit path: the HTTP server, `wineserver -k`, and the
 #    temporary directory with the prefix.
 #
@@ -40,7 +42,22 @@ for tool in wine wineboot wineserver python3; do
 done
 phase packages
 
-# ---- 2. cross-build ------------------------------------------------------------
+# ---- 2. builds -------------------------------------------------------------------
+# The loopback server runs on Linux: built with the project's own toolchain
+# (before win_env switches cargo to Debian's compiler for the Windows target).
+SERVER_KIND="${BITSIM_WINE_SERVER:-bitsim}"
+BITSIM_BIN=""
+if [[ "$SERVER_KIND" == bitsim ]]; then
+  echo "== build bitsim (Linux) for bitsim serve" >&2
+  (cd "$ROOT" && cargo build -q -p bitsim)
+  BITSIM_BIN="$ROOT/target/debug/bitsim"
+  if ! "$BITSIM_BIN" serve --help >/dev/null 2>&1; then
+    echo "== this bitsim has no 'serve' subcommand: using python3 -m http.server" >&2
+    SERVER_KIND=python
+  fi
+fi
+phase server-build
+
 win_env
 echo "== cross-build probe.exe for $WIN_TARGET" >&2
 win_cargo build -p bitsim-windows --example probe
@@ -82,25 +99,44 @@ wineserver -w
 phase prefix
 
 # ---- 4. loopback server + probe -----------------------------------------------------
-# 1 MiB of deterministic, non-repeating-looking bytes.
-python3 -c 'import hashlib,sys
+SIZE=1048576
+# wait_for_line FILE SED-EXPR: the first match of SED-EXPR (-n ... p) in FILE
+# once the server wrote it (10 s at most).
+wait_for_line() {
+  local v=""
+  for _ in $(seq 1 100); do
+    v="$(sed -n "$2" "$1" | head -n1)"
+    [[ -n "$v" ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  printf '%s' "$v"
+}
+if [[ "$SERVER_KIND" == bitsim ]]; then
+  # Built-in routes, no faults: /bytes/N is N bytes of seeded pattern.
+  "$BITSIM_BIN" serve --addr 127.0.0.1:0 --seed 7 >"$WORK/http.out" 2>"$WORK/http.log" &
+  SERVER_PID=$!
+  BASE="$(wait_for_line "$WORK/http.out" 's|^listening on \(http://127\.0\.0\.1:[0-9]*\).*|\1|p')"
+  [[ -n "$BASE" ]] || { echo "wine-conformance: bitsim serve did not start" >&2; cat "$WORK/http.log" >&2; exit 1; }
+  URL="$BASE/bytes/$SIZE"
+  # The reference bytes, fetched on the Linux side from the same server.
+  python3 -c 'import sys,urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())' \
+    "$URL" >"$WORK/www/probe.bin"
+  [[ "$(stat -c %s "$WORK/www/probe.bin")" == "$SIZE" ]] || { echo "wine-conformance: reference fetch failed" >&2; exit 1; }
+else
+  # 1 MiB of deterministic bytes.
+  python3 -c 'import hashlib,sys
 out=bytearray(); i=0
 while len(out) < 1<<20:
     out+=hashlib.sha256(b"bitsim-%d" % i).digest(); i+=1
 sys.stdout.buffer.write(bytes(out[:1<<20]))' >"$WORK/www/probe.bin"
-
-# Port 0: the OS picks a free port; http.server prints it on its first line.
-python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
-SERVER_PID=$!
-PORT=""
-for _ in $(seq 1 100); do
-  PORT="$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$WORK/http.log" | head -n1)"
-  [[ -n "$PORT" ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 0.1
-done
-[[ -n "$PORT" ]] || { echo "wine-conformance: HTTP server did not start" >&2; cat "$WORK/http.log" >&2; exit 1; }
-URL="http://127.0.0.1:$PORT/probe.bin"
+  # Port 0: the OS picks a free port; http.server prints it on its first line.
+  python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
+  SERVER_PID=$!
+  PORT="$(wait_for_line "$WORK/http.log" 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p')"
+  [[ -n "$PORT" ]] || { echo "wine-conformance: HTTP server did not start" >&2; cat "$WORK/http.log" >&2; exit 1; }
+  URL="http://127.0.0.1:$PORT/probe.bin"
+fi
 echo "== loopback server on $URL" >&2
 
 passed=0
@@ -135,9 +171,11 @@ check "job reaches ACKNOWLEDGED after Complete -> S_OK" \
   grep -q 'ok=true final=ACKNOWLEDGED complete=0x00000000' <<<"$result"
 check "JobTransferred callback delivered" grep -Eq 'callbacks=([A-Za-z]+,)*JobTransferred' <<<"$result"
 check "downloaded file is byte-identical" cmp -s "$WINEPREFIX/drive_c/bitsim-probe.bin" "$WORK/www/probe.bin"
-check "server saw the GET" grep -q '"GET /probe.bin HTTP/1.1" 200' "$WORK/http.log"
+if [[ "$SERVER_KIND" == python ]]; then
+  check "server saw the GET" grep -q '"GET /probe.bin HTTP/1.1" 200' "$WORK/http.log"
+fi
 
 phase checks
-summary="wine lane: $passed passed, $failed failed (${timings[*]} total=$((SECONDS - T_START))s)"
+summary="wine lane ($SERVER_KIND server): $passed passed, $failed failed (${timings[*]} total=$((SECONDS - T_START))s)"
 echo "$summary" | tee "$OUT/summary.txt"
 [[ "$failed" -eq 0 ]]
