@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! probe URL LOCAL_PATH [--timeout SECS] [--no-callback] [--sweep] [--do]
+//!       [--cb-returns HR[,HR...]] [--cb-block-ms MS] [--callback1]
 //! ```
+//!
+//! `--cb-returns` / `--cb-block-ms` / `--callback1` set the callback policy
+//! (return codes as hex, e.g. `0x80004005,0`; blocking; no Callback2).
 //!
 //! The last line is machine-readable, e.g.
 //! `RESULT ok=true final=ACKNOWLEDGED complete=0x00000000 callbacks=JobTransferred`;
@@ -38,6 +42,16 @@ mod windows_probe {
         callback: bool,
         sweep: bool,
         delivery_optimization: bool,
+        policy: CallbackPolicy,
+    }
+
+    fn parse_hr(s: &str) -> Option<Hr> {
+        let s = s.trim();
+        let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => s.parse().ok()?,
+        };
+        Some(Hr(v))
     }
 
     fn parse() -> Option<Args> {
@@ -49,6 +63,7 @@ mod windows_probe {
             callback: true,
             sweep: false,
             delivery_optimization: false,
+            policy: CallbackPolicy::accept_all(),
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -57,6 +72,11 @@ mod windows_probe {
                 "--no-callback" => a.callback = false,
                 "--sweep" => a.sweep = true,
                 "--do" => a.delivery_optimization = true,
+                "--cb-returns" => {
+                    a.policy.returns = it.next()?.split(',').map(parse_hr).collect::<Option<Vec<Hr>>>()?;
+                }
+                "--cb-block-ms" => a.policy.block = Some(Duration::from_millis(it.next()?.parse().ok()?)),
+                "--callback1" => a.policy.callback2 = false,
                 s if s.starts_with("--") => return None,
                 _ => pos.push(arg),
             }
@@ -73,7 +93,10 @@ mod windows_probe {
 
     pub fn run() -> i32 {
         let Some(args) = parse() else {
-            eprintln!("usage: probe URL LOCAL_PATH [--timeout SECS] [--no-callback] [--sweep] [--do]");
+            eprintln!(
+                "usage: probe URL LOCAL_PATH [--timeout SECS] [--no-callback] [--sweep] [--do] \
+                 [--cb-returns HR[,HR...]] [--cb-block-ms MS] [--callback1]"
+            );
             return 2;
         };
         let t0 = Instant::now();
@@ -134,7 +157,7 @@ mod windows_probe {
         println!("  no-progress timeout: {:?}", job.get_no_progress_timeout());
         println!("  notify flags: {:?}", job.get_notify_flags());
 
-        let recorder = CallbackRecorder::new(t0, CallbackPolicy::accept_all());
+        let recorder = CallbackRecorder::new(t0, args.policy.clone());
         if args.callback {
             println!("  SetNotifyInterface -> {}", job.set_notify_interface(Some(&recorder)));
             let flags = notify::JOB_TRANSFERRED | notify::JOB_ERROR | notify::JOB_MODIFICATION;
@@ -193,12 +216,14 @@ mod windows_probe {
         };
         let after = job.get_state();
         println!("  state now: {:?}", after);
+        recorder.shut_down();
         for d in recorder.deliveries() {
             println!(
-                "[callback {:.3}s] #{} {} job={:?} state={:?} error={:?} returned={}",
+                "[callback {:.3}s] #{} {} attempt={} job={:?} state={:?} error={:?} returned={:?}",
                 d.at.as_secs_f64(),
                 d.seq,
                 d.kind.as_str(),
+                d.attempt,
                 d.job.map(|j| j.to_string()),
                 d.state,
                 d.error,

@@ -1,12 +1,14 @@
-//! The notification side: an `IBackgroundCopyCallback2` implementation that
-//! records every delivery the service makes and answers according to a
-//! scenario's callback policy.
+//! The notification side: an `#[implement]` IBackgroundCopyCallback (and
+//! IBackgroundCopyCallback2 unless the policy says otherwise) that records
+//! every delivery the service makes and answers per a scenario's callback
+//! policy.
 //!
-//! Real BITS retries a notification whose callback fails (and limits the
-//! number of outstanding ones, bits-spec §4.3); the policy lets a conformance
-//! run fail or block deliberately and observe that. The recorder never calls
-//! back into bitsim's model: it only records.
+//! Real BITS calls a failing callback again later and limits the
+//! notifications in flight (bits-spec §4.3); the policy lets a conformance run
+//! fail, block or "disconnect" deliberately and observe that. The recorder
+//! only records; it never decides BITS behaviour.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,8 +23,11 @@ use crate::com::{guard_panic, vcall};
 use crate::hr::Hr;
 use crate::types::{ErrorContext, FileInfo, JobGuid, JobState};
 
+/// RPC_E_DISCONNECTED: what a caller sees when the callback's process is gone.
+pub const RPC_E_DISCONNECTED: Hr = Hr(0x8001_0108);
+
 /// Which callback method the service called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DeliveryKind {
     JobTransferred,
     JobError,
@@ -42,7 +47,8 @@ impl DeliveryKind {
     }
 }
 
-/// One call the service made into the recorder.
+/// One call the service made into the recorder. Recorded on entry, so a
+/// blocked call is visible (with `returned == None`) while it blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// 0-based index among all deliveries to this recorder.
@@ -50,6 +56,9 @@ pub struct Delivery {
     pub kind: DeliveryKind,
     /// The job's id (`None` if the service passed NULL or GetId failed).
     pub job: Option<JobGuid>,
+    /// 1 for the first delivery of an event; n+1 when the previous delivery
+    /// of the same kind for the same job failed (the service calling again).
+    pub attempt: u32,
     /// Time since the recorder's start instant, taken on entry.
     pub at: Duration,
     /// The job's state read on entry (`GetState` from inside the callback).
@@ -60,55 +69,70 @@ pub struct Delivery {
     pub file: Option<FileInfo>,
     /// JobModification: the reserved DWORD as passed.
     pub reserved: Option<u32>,
-    /// What the recorder returned to the service (from the policy).
-    pub returned: Hr,
-    /// How long the recorder blocked before returning (policy).
+    /// What the recorder returned; `None` while the call is still blocked.
+    pub returned: Option<Hr>,
+    /// How long the call blocked before returning (policy).
     pub blocked: Duration,
 }
 
-/// How the recorder answers deliveries.
+/// How the recorder answers; mirrors the scenario format's callback policy
+/// (`bitsim_scenario::format::CallbackPolicy`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackPolicy {
-    /// Return codes for the matching deliveries, in order: the n-th matching
-    /// delivery returns `returns[n]`, later ones return `then`.
+    /// Return codes for successive deliveries; the last one repeats; empty
+    /// means S_OK. Indexed by the number of deliveries answered from this
+    /// list (kinds listed in `returns_by_kind` do not count).
     pub returns: Vec<Hr>,
-    /// Return code once `returns` is used up (normally S_OK).
-    pub then: Hr,
-    /// Which kinds the policy applies to (`None` = all); other kinds return
-    /// S_OK at once.
-    pub kinds: Option<Vec<DeliveryKind>>,
-    /// Block (sleep) this long in each matching delivery before returning,
-    /// e.g. to hold a notification slot.
+    /// Per callback method, overriding `returns`, with a counter per kind.
+    pub returns_by_kind: BTreeMap<DeliveryKind, Vec<Hr>>,
+    /// Block each call this long before returning.
     pub block: Option<Duration>,
+    /// Block each call until [`CallbackRecorder::release`].
+    pub block_until_release: bool,
+    /// Behave like a callback whose process is gone: every call returns
+    /// RPC_E_DISCONNECTED at once (no blocking).
+    pub disconnected: bool,
+    /// Implement IBackgroundCopyCallback2 (FileTransferred). Fixed when the
+    /// recorder is created.
+    pub callback2: bool,
 }
 
 impl Default for CallbackPolicy {
     fn default() -> Self {
         CallbackPolicy {
             returns: Vec::new(),
-            then: Hr::S_OK,
-            kinds: None,
+            returns_by_kind: BTreeMap::new(),
             block: None,
+            block_until_release: false,
+            disconnected: false,
+            callback2: true,
         }
     }
 }
 
 impl CallbackPolicy {
-    /// Always S_OK, never block.
+    /// Always S_OK, never block, Callback2.
     pub fn accept_all() -> Self {
         CallbackPolicy::default()
     }
+}
 
-    fn matches(&self, kind: DeliveryKind) -> bool {
-        self.kinds.as_ref().is_none_or(|k| k.contains(&kind))
-    }
+fn pick(list: &[Hr], n: usize) -> Hr {
+    list.get(n).or(list.last()).copied().unwrap_or(Hr::S_OK)
 }
 
 #[derive(Default)]
 struct State {
     deliveries: Vec<Delivery>,
-    matched: usize,
     policy: CallbackPolicy,
+    /// Deliveries answered from `policy.returns`.
+    answered: usize,
+    /// Deliveries answered from `policy.returns_by_kind[kind]`.
+    answered_by_kind: BTreeMap<DeliveryKind, usize>,
+    /// Bumped by `release`: calls blocked before it return.
+    release_generation: u64,
+    /// No more blocking (end of run).
+    shut_down: bool,
 }
 
 struct Shared {
@@ -119,8 +143,15 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock only leaves a consistent Vec behind.
+        // A panic while holding the lock leaves consistent data behind.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, st: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        self.changed
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
     }
 }
 
@@ -139,8 +170,10 @@ unsafe impl Send for CallbackRecorder {}
 unsafe impl Sync for CallbackRecorder {}
 
 impl CallbackRecorder {
-    /// A recorder whose delivery times are measured from `t0`.
+    /// A recorder whose delivery times are measured from `t0`. It exposes
+    /// IBackgroundCopyCallback2 iff `policy.callback2`.
     pub fn new(t0: Instant, policy: CallbackPolicy) -> CallbackRecorder {
+        let callback2 = policy.callback2;
         let shared = Arc::new(Shared {
             t0,
             state: Mutex::new(State {
@@ -149,7 +182,12 @@ impl CallbackRecorder {
             }),
             changed: Condvar::new(),
         });
-        let iface: IBackgroundCopyCallback = Callback { shared: shared.clone() }.into();
+        let iface: IBackgroundCopyCallback = if callback2 {
+            let i2: IBackgroundCopyCallback2 = Callback2 { shared: shared.clone() }.into();
+            i2.into()
+        } else {
+            Callback1 { shared: shared.clone() }.into()
+        };
         CallbackRecorder { shared, iface }
     }
 
@@ -157,16 +195,42 @@ impl CallbackRecorder {
         &self.iface
     }
 
-    /// Replace the policy (the count of matched deliveries restarts at 0).
+    /// Replace the policy (counters restart at 0; `callback2` cannot change).
     pub fn set_policy(&self, policy: CallbackPolicy) {
         let mut st = self.shared.lock();
         st.policy = policy;
-        st.matched = 0;
+        st.answered = 0;
+        st.answered_by_kind.clear();
+        drop(st);
+        self.shared.changed.notify_all();
+    }
+
+    /// Let the calls blocked now (`block_until_release`) return; later calls
+    /// block again until the next release.
+    pub fn release(&self) {
+        self.shared.lock().release_generation += 1;
+        self.shared.changed.notify_all();
+    }
+
+    /// End of run: every blocked call returns now and none blocks again.
+    pub fn shut_down(&self) {
+        self.shared.lock().shut_down = true;
+        self.shared.changed.notify_all();
     }
 
     /// A copy of everything recorded so far.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.lock().deliveries.clone()
+    }
+
+    /// Calls that have not returned yet (blocked by the policy).
+    pub fn in_flight(&self) -> usize {
+        self.shared
+            .lock()
+            .deliveries
+            .iter()
+            .filter(|d| d.returned.is_none())
+            .count()
     }
 
     /// Number of deliveries recorded so far.
@@ -191,19 +255,9 @@ impl CallbackRecorder {
             if now >= deadline {
                 return false;
             }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = self.shared.wait(st, deadline - now);
         }
     }
-}
-
-#[implement(IBackgroundCopyCallback2, IBackgroundCopyCallback)]
-struct Callback {
-    shared: Arc<Shared>,
 }
 
 /// What a delivery carries besides the job.
@@ -214,11 +268,11 @@ enum Payload<'a> {
     Reserved(u32),
 }
 
-impl Callback {
+impl Shared {
     fn deliver(&self, kind: DeliveryKind, job: Option<&IBackgroundCopyJob>, payload: Payload<'_>) -> Hr {
-        let at = self.shared.t0.elapsed();
+        let at = self.t0.elapsed();
         guard_panic(|| {
-            // Read what the service shows on entry, before the policy blocks.
+            // What the service shows on entry, before the policy blocks.
             let (id, state) = match job {
                 Some(job) => {
                     let mut guid = GUID::zeroed();
@@ -242,41 +296,71 @@ impl Callback {
                 Payload::File(f) => (None, Some(file_info(f)), None),
                 Payload::Reserved(r) => (None, None, Some(r)),
             };
-            let (returned, block) = {
-                let mut st = self.shared.lock();
-                if st.policy.matches(kind) {
-                    let n = st.matched;
-                    st.matched += 1;
-                    let ret = st.policy.returns.get(n).copied().unwrap_or(st.policy.then);
-                    (ret, st.policy.block)
-                } else {
-                    (Hr::S_OK, None)
-                }
+
+            // Record on entry and decide the answer.
+            let mut st = self.lock();
+            let attempt = st
+                .deliveries
+                .iter()
+                .rev()
+                .find(|d| d.kind == kind && d.job == id)
+                .map_or(1, |prev| match prev.returned {
+                    Some(hr) if hr.is_success() => 1,
+                    _ => prev.attempt + 1,
+                });
+            let returned = if st.policy.disconnected {
+                RPC_E_DISCONNECTED
+            } else if let Some(list) = st.policy.returns_by_kind.get(&kind).cloned() {
+                let n = st.answered_by_kind.entry(kind).or_insert(0);
+                let hr = pick(&list, *n);
+                *n += 1;
+                hr
+            } else {
+                let hr = pick(&st.policy.returns, st.answered);
+                st.answered += 1;
+                hr
             };
-            let blocked = match block {
-                Some(d) => {
-                    let start = Instant::now();
-                    std::thread::sleep(d);
-                    start.elapsed()
-                }
-                None => Duration::ZERO,
-            };
-            let mut st = self.shared.lock();
             let seq = st.deliveries.len();
             st.deliveries.push(Delivery {
                 seq,
                 kind,
                 job: id,
+                attempt,
                 at,
                 state,
                 error,
                 file,
                 reserved,
-                returned,
-                blocked,
+                returned: None,
+                blocked: Duration::ZERO,
             });
+            self.changed.notify_all();
+
+            // Block per policy (interruptible by release / shut_down).
+            let start = Instant::now();
+            if !st.policy.disconnected {
+                if let Some(d) = st.policy.block {
+                    let until = start + d;
+                    while !st.shut_down {
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        st = self.wait(st, until - now);
+                    }
+                }
+                if st.policy.block_until_release {
+                    let generation = st.release_generation;
+                    while !st.shut_down && st.release_generation == generation {
+                        st = self.wait(st, Duration::from_secs(3600));
+                    }
+                }
+            }
+            let d = &mut st.deliveries[seq];
+            d.blocked = start.elapsed();
+            d.returned = Some(returned);
             drop(st);
-            self.shared.changed.notify_all();
+            self.changed.notify_all();
             returned
         })
     }
@@ -294,9 +378,36 @@ fn to_result(hr: Hr) -> windows_core::Result<()> {
     }
 }
 
-impl IBackgroundCopyCallback_Impl for Callback_Impl {
+fn job_transferred(s: &Shared, pjob: Ref<'_, IBackgroundCopyJob>) -> windows_core::Result<()> {
+    to_result(s.deliver(DeliveryKind::JobTransferred, pjob.as_ref(), Payload::None))
+}
+
+fn job_error(
+    s: &Shared,
+    pjob: Ref<'_, IBackgroundCopyJob>,
+    perror: Ref<'_, IBackgroundCopyError>,
+) -> windows_core::Result<()> {
+    let payload = perror.as_ref().map_or(Payload::None, Payload::Error);
+    to_result(s.deliver(DeliveryKind::JobError, pjob.as_ref(), payload))
+}
+
+fn job_modification(s: &Shared, pjob: Ref<'_, IBackgroundCopyJob>, reserved: u32) -> windows_core::Result<()> {
+    to_result(s.deliver(
+        DeliveryKind::JobModification,
+        pjob.as_ref(),
+        Payload::Reserved(reserved),
+    ))
+}
+
+/// IBackgroundCopyCallback only (policy `callback2: false`).
+#[implement(IBackgroundCopyCallback)]
+struct Callback1 {
+    shared: Arc<Shared>,
+}
+
+impl IBackgroundCopyCallback_Impl for Callback1_Impl {
     fn JobTransferred(&self, pjob: Ref<'_, IBackgroundCopyJob>) -> windows_core::Result<()> {
-        to_result(self.deliver(DeliveryKind::JobTransferred, pjob.as_ref(), Payload::None))
+        job_transferred(&self.shared, pjob)
     }
 
     fn JobError(
@@ -304,26 +415,48 @@ impl IBackgroundCopyCallback_Impl for Callback_Impl {
         pjob: Ref<'_, IBackgroundCopyJob>,
         perror: Ref<'_, IBackgroundCopyError>,
     ) -> windows_core::Result<()> {
-        let payload = perror.as_ref().map_or(Payload::None, Payload::Error);
-        to_result(self.deliver(DeliveryKind::JobError, pjob.as_ref(), payload))
+        job_error(&self.shared, pjob, perror)
     }
 
     fn JobModification(&self, pjob: Ref<'_, IBackgroundCopyJob>, dwreserved: u32) -> windows_core::Result<()> {
-        to_result(self.deliver(
-            DeliveryKind::JobModification,
-            pjob.as_ref(),
-            Payload::Reserved(dwreserved),
-        ))
+        job_modification(&self.shared, pjob, dwreserved)
     }
 }
 
-impl IBackgroundCopyCallback2_Impl for Callback_Impl {
+/// IBackgroundCopyCallback2 (and through it IBackgroundCopyCallback).
+#[implement(IBackgroundCopyCallback2)]
+struct Callback2 {
+    shared: Arc<Shared>,
+}
+
+impl IBackgroundCopyCallback_Impl for Callback2_Impl {
+    fn JobTransferred(&self, pjob: Ref<'_, IBackgroundCopyJob>) -> windows_core::Result<()> {
+        job_transferred(&self.shared, pjob)
+    }
+
+    fn JobError(
+        &self,
+        pjob: Ref<'_, IBackgroundCopyJob>,
+        perror: Ref<'_, IBackgroundCopyError>,
+    ) -> windows_core::Result<()> {
+        job_error(&self.shared, pjob, perror)
+    }
+
+    fn JobModification(&self, pjob: Ref<'_, IBackgroundCopyJob>, dwreserved: u32) -> windows_core::Result<()> {
+        job_modification(&self.shared, pjob, dwreserved)
+    }
+}
+
+impl IBackgroundCopyCallback2_Impl for Callback2_Impl {
     fn FileTransferred(
         &self,
         pjob: Ref<'_, IBackgroundCopyJob>,
         pfile: Ref<'_, IBackgroundCopyFile>,
     ) -> windows_core::Result<()> {
         let payload = pfile.as_ref().map_or(Payload::None, Payload::File);
-        to_result(self.deliver(DeliveryKind::FileTransferred, pjob.as_ref(), payload))
+        to_result(
+            self.shared
+                .deliver(DeliveryKind::FileTransferred, pjob.as_ref(), payload),
+        )
     }
 }
