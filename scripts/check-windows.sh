@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Type-check the Windows adapter (crates/bitsim-windows, with its examples)
-# and the `bitsim` CLI for a Windows target, on Linux.
+# Type-check and lint (clippy, warnings are errors) the Windows adapter
+# (crates/bitsim-windows, with its examples) and the `bitsim` CLI for a
+# Windows target, on Linux.
 #
 # Recipe: ../shared/reference/wine.md. Debian's `rustc-web` 1.96 with its own
 # std source (`rust-web-src`) rebuilds std for the tier-3 target
@@ -17,14 +18,14 @@
 # except by apt.
 #
 # Usage:
-#   scripts/check-windows.sh            # install if missing, then cargo check
+#   scripts/check-windows.sh            # install if missing, then check + clippy
 #   scripts/check-windows.sh build ARGS # cargo build ARGS for the Windows target
 #                                       # (used by scripts/wine-conformance.sh)
 # Can also be sourced: it then only defines the functions below.
 set -euo pipefail
 
 WIN_TARGET=x86_64-win7-windows-gnu
-WIN_PACKAGES=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64)
+WIN_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64)
 
 # Install the Debian packages in "$@" that are not installed yet.
 win_apt_install() {
@@ -64,6 +65,8 @@ win_env() {
   # lints capped by cargo, so this only affects workspace crates).
   export CARGO_ENCODED_RUSTFLAGS="-Dwarnings"
   unset RUSTFLAGS RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER
+  # Debian's cargo subcommands (cargo-clippy) before rustup's proxies.
+  export PATH="/usr/bin:$PATH"
   mkdir -p "$CARGO_HOME"
 }
 
@@ -83,7 +86,12 @@ win_main() {
       local start=$SECONDS
       echo "== cargo check --target $WIN_TARGET -p bitsim-windows -p bitsim" >&2
       win_cargo check -p bitsim-windows -p bitsim --lib --bins --examples --tests
-      echo "== windows type-check ok ($((SECONDS - start)) s)" >&2
+      # Clippy on the cfg(windows) code, which clippy on Linux never sees.
+      # --no-deps: other workspace crates are linted by the normal CI with the
+      # project's toolchain (Debian's clippy is a different version).
+      echo "== cargo clippy --no-deps --target $WIN_TARGET -p bitsim-windows" >&2
+      win_cargo clippy --no-deps -p bitsim-windows --lib --examples --tests
+      echo "== windows check + clippy ok ($((SECONDS - start)) s)" >&2
       ;;
     build)
       shift

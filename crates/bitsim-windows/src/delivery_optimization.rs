@@ -218,7 +218,7 @@ impl Variant {
         Variant(VARIANT::default())
     }
 
-    pub fn from_str(s: &str) -> Variant {
+    pub fn from_bstr(s: &str) -> Variant {
         Variant::with(VT_BSTR, |v| {
             // SAFETY: vt is VT_BSTR; the BSTR is owned by the VARIANT now.
             unsafe { (*v.Anonymous.Anonymous).Anonymous.bstrVal = ManuallyDrop::new(BSTR::from(s)) }
@@ -442,16 +442,16 @@ impl DoDownload {
     pub fn set_display_name(&self, name: &str) -> Hr {
         self.set_property(
             DODownloadProperty_DisplayName,
-            &Variant::from_str(&prefixed_display_name(name)),
+            &Variant::from_bstr(&prefixed_display_name(name)),
         )
     }
 
     pub fn set_uri(&self, uri: &str) -> Hr {
-        self.set_property(DODownloadProperty_Uri, &Variant::from_str(uri))
+        self.set_property(DODownloadProperty_Uri, &Variant::from_bstr(uri))
     }
 
     pub fn set_local_path(&self, path: &str) -> Hr {
-        self.set_property(DODownloadProperty_LocalPath, &Variant::from_str(path))
+        self.set_property(DODownloadProperty_LocalPath, &Variant::from_bstr(path))
     }
 
     pub fn set_foreground(&self, foreground: bool) -> Hr {
