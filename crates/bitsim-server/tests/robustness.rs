@@ -45,7 +45,9 @@ dual!(malformed_requests_get_4xx, |t| {
         );
     }
     // percent-decoding to invalid UTF-8
-    let out = t.raw(b"GET /bytes/%FF HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let out = t
+        .raw(b"GET /bytes/%FF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
     assert!(out.starts_with(b"HTTP/1.1 400"));
     assert_eq!(t.get("/bytes/16").await.status, 200);
 });
