@@ -12,10 +12,10 @@
 # cache.
 #
 # The project's rustup toolchain is not touched: Debian's compiler is called by
-# absolute path, with its own target dir (target/windows) and its own
-# CARGO_HOME (target/windows/cargo-home: registry cache for std's and the
-# windows crate's sources), so nothing is written outside the repo's target dir
-# except by apt.
+# absolute path, with its own target dir (target/windows, or
+# $BITSIM_WINDOWS_TARGET_DIR) and its own CARGO_HOME inside it (registry cache
+# for std's and the windows crate's sources), so nothing is written outside
+# the repo's target dir except by apt.
 #
 # Usage:
 #   scripts/check-windows.sh            # install if missing, then check + clippy
@@ -58,8 +58,10 @@ win_env() {
   export RUSTC=/usr/bin/rustc
   export RUSTDOC=/usr/bin/rustdoc
   export RUSTC_BOOTSTRAP=1
-  export CARGO_TARGET_DIR="$root/target/windows"
-  export CARGO_HOME="$root/target/windows/cargo-home"
+  # BITSIM_WINDOWS_TARGET_DIR lets a CI that starts from a clean clone keep
+  # this cache elsewhere; by default it lives in the repo's target dir.
+  export CARGO_TARGET_DIR="${BITSIM_WINDOWS_TARGET_DIR:-$root/target/windows}"
+  export CARGO_HOME="$CARGO_TARGET_DIR/cargo-home"
   export CARGO_TARGET_X86_64_WIN7_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
   # Warnings in our code fail the check (dependencies and std have their
   # lints capped by cargo, so this only affects workspace crates).

@@ -50,7 +50,7 @@ BITSIM_BIN=""
 if [[ "$SERVER_KIND" == bitsim ]]; then
   echo "== build bitsim (Linux) for bitsim serve" >&2
   (cd "$ROOT" && cargo build -q -p bitsim)
-  BITSIM_BIN="$ROOT/target/debug/bitsim"
+  BITSIM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/bitsim"
   if ! "$BITSIM_BIN" serve --help >/dev/null 2>&1; then
     echo "== this bitsim has no 'serve' subcommand: using python3 -m http.server" >&2
     SERVER_KIND=python
