@@ -13,7 +13,7 @@ use windows::Win32::Foundation::FILETIME;
 use windows::Win32::Networking::BackgroundIntelligentTransferService::{
     BackgroundCopyManager, IBackgroundCopyError, IBackgroundCopyFile, IBackgroundCopyJob, IBackgroundCopyJob2,
     IBackgroundCopyJob3, IBackgroundCopyJob4, IBackgroundCopyManager, IEnumBackgroundCopyFiles,
-    IEnumBackgroundCopyJobs, BG_ERROR_CONTEXT, BG_FILE_PROGRESS, BG_JOB_PRIORITY, BG_JOB_PROGRESS,
+    IEnumBackgroundCopyJobs, BG_ERROR_CONTEXT, BG_FILE_INFO, BG_FILE_PROGRESS, BG_JOB_PRIORITY, BG_JOB_PROGRESS,
     BG_JOB_REPLY_PROGRESS, BG_JOB_STATE, BG_JOB_TIMES, BG_JOB_TYPE,
 };
 use windows::Win32::System::Com::{CoCreateInstance, CoTaskMemFree, CLSCTX_LOCAL_SERVER};
@@ -220,6 +220,24 @@ impl BitsJob {
         unsafe { vcall!(&self.job, AddFile, r.pcwstr(), l.pcwstr()) }
     }
 
+    /// `AddFileSet(files)`: (remote URL, local name) pairs, added atomically.
+    pub fn add_file_set(&self, files: &[(&str, &str)]) -> Hr {
+        let Ok(count) = u32::try_from(files.len()) else {
+            return Hr::E_INVALIDARG;
+        };
+        let wides: Vec<(Wide, Wide)> = files.iter().map(|(r, l)| (Wide::new(r), Wide::new(l))).collect();
+        let infos: Vec<BG_FILE_INFO> = wides
+            .iter()
+            .map(|(r, l)| BG_FILE_INFO {
+                RemoteName: PWSTR(r.pcwstr().0 as *mut u16),
+                LocalName: PWSTR(l.pcwstr().0 as *mut u16),
+            })
+            .collect();
+        // SAFETY: `count` entries of valid strings that outlive the call (BITS
+        // only reads them; the PWSTR type is the SDK's, not a write licence).
+        unsafe { vcall!(&self.job, AddFileSet, count, infos.as_ptr()) }
+    }
+
     /// `Resume()`.
     pub fn resume(&self) -> Hr {
         // SAFETY: no arguments.
@@ -348,6 +366,14 @@ impl BitsJob {
         let hr = unsafe { vcall!(&self.job, GetDisplayName, &mut p) };
         // SAFETY: CoTaskMemAlloc'd string from a successful getter.
         Outcome::from_call(hr, || unsafe { take_pwstr(p) }.unwrap_or_default())
+    }
+
+    /// `SetDisplayName(name)`, keeping the [`DISPLAY_NAME_PREFIX`] (so a
+    /// renamed job can still be swept).
+    pub fn set_display_name(&self, name: &str) -> Hr {
+        let w = Wide::new(&prefixed_display_name(name));
+        // SAFETY: valid null-terminated string.
+        unsafe { vcall!(&self.job, SetDisplayName, w.pcwstr()) }
     }
 
     /// `SetDescription(text)`.
