@@ -735,7 +735,13 @@ impl Service {
                     self.record(TraceKind::FileRestarted { job: id, file: n });
                 }
             }
-            TransferEvent::Failed(failure) => self.on_failed(id, what, failure),
+            TransferEvent::Failed(failure) => {
+                // The transfer is over: nothing to abort.
+                if let Some(t) = self.job_mut(id).transfer.take() {
+                    self.transfers.remove(&t.id);
+                }
+                self.on_failed(id, what, failure)
+            }
         }
         self.schedule();
     }

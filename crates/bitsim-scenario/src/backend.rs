@@ -68,6 +68,8 @@ pub trait Backend {
     fn command_runs(&self) -> Vec<CommandRun>;
     fn in_flight(&self, user: UserId) -> Result<usize, NotApplicable>;
     fn requests(&self) -> Result<Vec<RequestLogEntry>, NotApplicable>;
+    /// Creates a file of `size` deterministic bytes in the run's directory.
+    fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()>;
     /// The size of a file in the run's directory, if it exists.
     fn file_size(&self, name: &str) -> Option<u64>;
     /// Trace lines recorded since the last call.

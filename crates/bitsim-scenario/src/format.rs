@@ -294,6 +294,11 @@ pub enum Step {
     Advance {
         by: Dur,
     },
+    /// Create a local file of `size` deterministic bytes (an upload's source).
+    WriteFile {
+        name: String,
+        size: u64,
+    },
     NetworkLost {},
     NetworkRestored {},
     Logoff {

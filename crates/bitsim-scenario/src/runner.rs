@@ -470,6 +470,12 @@ impl Runner<'_> {
                     backend.advance_until(target).await;
                 }
             }
+            WriteFile { name, size } => {
+                backend
+                    .write_file(name, *size)
+                    .map_err(|e| StepError::Mismatch(mismatch(format!("write {name}"), "a written file", e)))?;
+                self.note(backend, format!("wrote {name} ({size} bytes)"));
+            }
             NetworkLost {} => backend.env(EnvEvent::NetworkLost).await?,
             NetworkRestored {} => backend.env(EnvEvent::NetworkRestored).await?,
             Logoff { user } => backend.env(EnvEvent::LogOff(self.user(&Some(user.clone())))).await?,
@@ -908,6 +914,7 @@ fn local_names(step: &Step) -> Vec<String> {
         Step::AddFile { local, .. } => vec![local.clone()],
         Step::AddFiles { files, .. } => files.iter().map(|f| f.local.clone()).collect(),
         Step::SetReplyFileName { local: Some(l), .. } => vec![l.clone()],
+        Step::WriteFile { name, .. } => vec![name.clone()],
         Step::ExpectFiles { present, absent } => present
             .iter()
             .map(|f| f.name.clone())

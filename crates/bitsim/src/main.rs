@@ -4,12 +4,17 @@
 
 use clap::{Parser, Subcommand};
 
+mod diff;
+mod run;
 mod serve;
 
 /// Simulator and conformance harness for Windows BITS and Delivery Optimization.
 #[derive(Debug, Parser)]
 #[command(name = "bitsim", version, about, long_about = None)]
 struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -18,13 +23,35 @@ struct Cli {
 enum Command {
     /// List the model's flavors (BITS, DO) and their profile fields.
     Flavors,
+    /// Run scenarios on the simulator, in virtual time.
+    Run(run::RunArgs),
+    /// Print the JSON Schema of scenario files (or of server plans with --plan).
+    Schema {
+        /// The fault-plan schema instead of the scenario schema.
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Compare two runs (projection files, or traces).
+    Diff(diff::DiffArgs),
     /// Run the mock BITS download/upload server (fault plans) on a TCP port.
     Serve(serve::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match cli.command {
+        Some(Command::Run(args)) => std::process::exit(run::run(args)),
+        Some(Command::Diff(args)) => std::process::exit(diff::run(args)),
+        Some(Command::Schema { plan }) => {
+            let schema = if plan {
+                bitsim_server::Plan::json_schema()
+            } else {
+                bitsim_scenario::scenario_schema()
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(())
+        }
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Flavors) => {
             for flavor in bitsim_model::Flavor::ALL {
@@ -39,4 +66,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Logs go to stderr through `tracing`, apart from the trace (the reviewable record).
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -197,7 +197,8 @@ impl H {
 
     pub fn ev(&mut self, job: JobId, event: TransferEvent) {
         let t = self.transfer(job);
-        if event == TransferEvent::FileDone {
+        // A transfer that finished or failed is over: the model will not abort it.
+        if matches!(event, TransferEvent::FileDone | TransferEvent::Failed(_)) {
             self.active.remove(&job);
         }
         self.svc.handle_transfer(self.now, t, event);

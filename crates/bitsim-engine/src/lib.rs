@@ -1,0 +1,530 @@
+//! # bitsim-engine
+//!
+//! The simulator: a tokio driver that feeds the sans-IO model (`bitsim-model`) and
+//! executes its effects — transfers over HTTP to the mock server (`bitsim-server`),
+//! temporary files and renames in a real directory, callbacks by the scenario's
+//! callback policy, the notify command line as a recorded run. It decides nothing
+//! about BITS semantics: every decision is the model's.
+//!
+//! Run it on a current-thread runtime with a paused clock
+//! (`tokio::runtime::Builder::new_current_thread().start_paused(true)`) and the
+//! in-memory connector: time is virtual and a run is deterministic for a seed.
+
+mod transfer;
+pub mod wire;
+
+use bitsim_model::{
+    ApiCall, ApiReply, Callback, Effect, EnvEvent, Flavor, Hresult, JobId, NotificationId, NotificationKind, Profile,
+    Service, Time, TransferId, TransferWhat, UserId,
+};
+use bitsim_scenario::{Backend, CallbackPolicy, CommandRun, Delivery, NotApplicable};
+use bitsim_server::{MockServer, Plan, RequestLogEntry};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use transfer::{Input, Task};
+pub use wire::Connector;
+
+/// The authority used for mock-server URLs on the in-memory lane (never resolved).
+pub const SIM_HOST: &str = "bitsim.test";
+
+/// How to build a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub profile: Profile,
+    pub seed: u64,
+    pub plan: Plan,
+    /// The run's directory: local files, temporaries and replies live here.
+    pub root: PathBuf,
+    /// `None`: an in-memory mock server with `plan` (deterministic lane).
+    pub tcp: Option<std::net::SocketAddr>,
+}
+
+impl SimConfig {
+    pub fn new(flavor: Flavor, seed: u64, plan: Plan, root: PathBuf) -> SimConfig {
+        SimConfig {
+            profile: flavor.profile(),
+            seed,
+            plan,
+            root,
+            tcp: None,
+        }
+    }
+}
+
+struct CallbackObject {
+    name: String,
+    policy: CallbackPolicy,
+    /// Deliveries so far, per callback method (drives `returns`).
+    calls: HashMap<NotificationKind, usize>,
+}
+
+/// The simulator backend.
+pub struct Simulator {
+    service: Service,
+    server: MockServer,
+    connector: Connector,
+    host: String,
+    root: PathBuf,
+    start: Instant,
+    tx: mpsc::UnboundedSender<Input>,
+    rx: mpsc::UnboundedReceiver<Input>,
+    tasks: HashMap<TransferId, JoinHandle<()>>,
+    callbacks: Vec<CallbackObject>,
+    /// Calls of `block_until_release` callbacks: (callback index, delivery, result).
+    held: Vec<(usize, NotificationId, Hresult)>,
+    cmd_exit_codes: HashMap<JobId, (Vec<i32>, usize)>,
+    deliveries: Vec<Delivery>,
+    delivery_index: HashMap<NotificationId, usize>,
+    command_runs: Vec<CommandRun>,
+    trace: Vec<String>,
+    temp_names: HashMap<(JobId, usize), (PathBuf, PathBuf)>,
+    last_modified: HashMap<(JobId, usize), Option<String>>,
+    sessions: HashMap<JobId, String>,
+    reply_urls: HashMap<JobId, String>,
+    replies: HashMap<JobId, Bytes>,
+}
+
+impl Simulator {
+    /// Builds a simulator. Must be called inside a tokio runtime.
+    pub fn new(config: SimConfig) -> Simulator {
+        let server = MockServer::new(config.plan, config.seed);
+        let (connector, host) = match config.tcp {
+            Some(addr) => (Connector::Tcp(addr), addr.to_string()),
+            None => (Connector::InMemory(server.clone()), SIM_HOST.to_string()),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = std::fs::create_dir_all(&config.root);
+        Simulator {
+            service: Service::with_profile(config.profile, config.seed),
+            server,
+            connector,
+            host,
+            root: config.root,
+            start: Instant::now(),
+            tx,
+            rx,
+            tasks: HashMap::new(),
+            callbacks: Vec::new(),
+            held: Vec::new(),
+            cmd_exit_codes: HashMap::new(),
+            deliveries: Vec::new(),
+            delivery_index: HashMap::new(),
+            command_runs: Vec::new(),
+            trace: Vec::new(),
+            temp_names: HashMap::new(),
+            last_modified: HashMap::new(),
+            sessions: HashMap::new(),
+            reply_urls: HashMap::new(),
+            replies: HashMap::new(),
+        }
+    }
+
+    /// The model, for inspection.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    pub fn server(&self) -> &MockServer {
+        &self.server
+    }
+
+    /// Turns the model's trace off (benchmarks).
+    pub fn set_trace_enabled(&mut self, on: bool) {
+        self.service.set_trace_enabled(on);
+    }
+
+    fn time(&self) -> Time {
+        Time(self.start.elapsed().as_millis() as u64)
+    }
+
+    fn instant(&self, t: Time) -> Instant {
+        self.start + std::time::Duration::from_millis(t.0)
+    }
+
+    fn line(&mut self, text: String) {
+        let now = self.time();
+        self.trace.push(format!("{:>12}  {text}", now.to_string()));
+    }
+
+    fn drain_model_trace(&mut self) {
+        for e in self.service.take_trace() {
+            self.trace.push(e.to_string());
+        }
+    }
+
+    /// Executes every effect the model has queued.
+    fn pump(&mut self) {
+        while let Some(effect) = self.service.poll_effect() {
+            self.drain_model_trace();
+            self.execute(effect);
+        }
+        self.drain_model_trace();
+    }
+
+    fn execute(&mut self, effect: Effect) {
+        let now = self.time();
+        match effect {
+            Effect::StartTransfer(start) => {
+                let temp = match start.what {
+                    TransferWhat::File(n) => self.temp_path(start.job, n, &start.local_name),
+                    TransferWhat::Reply => PathBuf::new(),
+                };
+                let task = Task {
+                    connector: self.connector.clone(),
+                    tx: self.tx.clone(),
+                    temp,
+                    last_modified: match start.what {
+                        TransferWhat::File(n) => self.last_modified.get(&(start.job, n)).cloned().flatten(),
+                        TransferWhat::Reply => None,
+                    },
+                    session: self.sessions.get(&start.job).cloned(),
+                    reply_url: self.reply_urls.get(&start.job).cloned(),
+                    start: start.clone(),
+                };
+                self.tasks.insert(start.transfer, tokio::spawn(task.run()));
+            }
+            Effect::AbortTransfer { transfer, .. } => {
+                if let Some(h) = self.tasks.remove(&transfer) {
+                    h.abort();
+                }
+            }
+            Effect::Notify(n) => {
+                let idx = n.callback.id as usize;
+                let (hr, block, hold) = match self.callbacks.get_mut(idx) {
+                    Some(cb) => {
+                        let count = cb.calls.entry(n.kind).or_insert(0);
+                        let list = cb
+                            .policy
+                            .returns_by_kind
+                            .iter()
+                            .find(|(k, _)| k.0 == n.kind)
+                            .map(|(_, v)| v);
+                        let list = list.unwrap_or(&cb.policy.returns);
+                        let hr = if cb.policy.disconnected {
+                            Hresult::RPC_E_DISCONNECTED
+                        } else {
+                            list.get(*count).or(list.last()).map_or(Hresult::S_OK, |h| h.0)
+                        };
+                        *count += 1;
+                        (hr, cb.policy.block.map(|d| d.0), cb.policy.block_until_release)
+                    }
+                    None => (Hresult::RPC_E_DISCONNECTED, None, false),
+                };
+                self.delivery_index.insert(n.id, self.deliveries.len());
+                self.deliveries.push(Delivery {
+                    at: now,
+                    job: n.job,
+                    kind: n.kind,
+                    attempt: n.attempt,
+                    returned: None,
+                    error: n.error,
+                    file: n.file,
+                });
+                if hold {
+                    self.held.push((idx, n.id, hr));
+                } else if let Some(d) = block.filter(|d| d.0 > 0) {
+                    let tx = self.tx.clone();
+                    let id = n.id;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(d.0)).await;
+                        let _ = tx.send(Input::NotifyReturned(id, hr));
+                    });
+                } else {
+                    self.returned(n.id, hr);
+                }
+            }
+            Effect::RunCommandLine { id, job, .. } => {
+                let (codes, next) = self.cmd_exit_codes.entry(job).or_insert_with(|| (vec![0], 0));
+                let code = codes.get(*next).or(codes.last()).copied().unwrap_or(0);
+                *next += 1;
+                self.command_runs.push(CommandRun {
+                    at: now,
+                    job,
+                    exit_code: code,
+                });
+                self.service.command_line_exited(now, id, code);
+            }
+            Effect::RenameFiles { job, files, reply } => {
+                for (n, local) in files {
+                    let temp = self.temp_path(job, n, &local);
+                    if std::fs::rename(&temp, &local).is_err() {
+                        // A zero-length file never got a temporary.
+                        let _ = std::fs::write(&local, b"");
+                    }
+                }
+                if let Some(path) = reply {
+                    let path = if path.is_empty() {
+                        self.root.join(format!("reply-{job}.bin"))
+                    } else {
+                        PathBuf::from(path)
+                    };
+                    let body = self.replies.get(&job).cloned().unwrap_or_default();
+                    let _ = std::fs::write(path, &body);
+                }
+            }
+            Effect::DeleteTempFiles { job, files } => {
+                for n in files {
+                    if let Some((temp, _)) = self.temp_names.get(&(job, n)) {
+                        let _ = std::fs::remove_file(temp);
+                    }
+                }
+            }
+        }
+    }
+
+    fn returned(&mut self, id: NotificationId, hr: Hresult) {
+        if let Some(&i) = self.delivery_index.get(&id) {
+            self.deliveries[i].returned = Some(hr);
+        }
+        let now = self.time();
+        self.service.notification_returned(now, id, hr);
+    }
+
+    /// BITS writes each download to a temporary file in the destination directory
+    /// (ref: bits-spec §7.2; the `BIT*.tmp` name is the common observation).
+    fn temp_path(&mut self, job: JobId, file: usize, local: &str) -> PathBuf {
+        let local = PathBuf::from(local);
+        self.temp_names
+            .entry((job, file))
+            .or_insert_with(|| {
+                let dir = local.parent().map(Path::to_path_buf).unwrap_or_default();
+                (dir.join(format!("BIT{}_{file}.tmp", job.0)), local.clone())
+            })
+            .0
+            .clone()
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        let now = self.time();
+        match input {
+            Input::Transfer(id, event) => {
+                let done = matches!(
+                    event,
+                    bitsim_model::TransferEvent::FileDone | bitsim_model::TransferEvent::Failed(_)
+                );
+                self.service.handle_transfer(now, id, event);
+                if done {
+                    self.tasks.remove(&id);
+                }
+            }
+            Input::Line(text) => self.line(text),
+            Input::NotifyReturned(id, hr) => self.returned(id, hr),
+            Input::LastModified(job, file, lm) => {
+                self.last_modified.insert((job, file), lm);
+            }
+            Input::Session(job, Some(s)) => {
+                self.sessions.insert(job, s);
+            }
+            Input::Session(job, None) => {
+                self.sessions.remove(&job);
+            }
+            Input::ReplyUrl(job, url) => {
+                self.reply_urls.insert(job, url);
+            }
+            Input::ReplyBody(job, body) => {
+                self.replies.insert(job, body);
+            }
+        }
+    }
+
+    /// Runs until `deadline`, returning after the first input or timer.
+    async fn step(&mut self, deadline: Time) {
+        self.pump();
+        if let Ok(input) = self.rx.try_recv() {
+            self.handle_input(input);
+            self.pump();
+            return;
+        }
+        let timer = self.service.poll_timeout();
+        let wake = timer.map_or(deadline, |t| t.min(deadline));
+        if wake > self.time() {
+            let until = self.instant(wake);
+            let input = tokio::select! {
+                biased;
+                Some(input) = self.rx.recv() => Some(input),
+                _ = tokio::time::sleep_until(until) => None,
+            };
+            if let Some(input) = input {
+                self.handle_input(input);
+                self.pump();
+                return;
+            }
+        }
+        let now = self.time();
+        if timer.is_some_and(|t| t <= now) {
+            self.service.handle_timeout(now);
+        }
+        self.pump();
+    }
+
+    /// Runs until nothing is left to do before `deadline` (no timer, no task).
+    pub async fn run_until(&mut self, deadline: Time) {
+        while self.time() < deadline {
+            self.step(deadline).await;
+        }
+        self.pump();
+    }
+
+    /// Runs until every transfer task has finished and no timer is due before
+    /// `deadline`; returns the time reached.
+    pub async fn run_until_idle(&mut self, deadline: Time) -> Time {
+        loop {
+            self.pump();
+            let busy = !self.tasks.is_empty() || !self.held.is_empty();
+            let timer = self.service.poll_timeout().filter(|t| *t < deadline);
+            if !busy && timer.is_none() && self.rx.is_empty() {
+                return self.time();
+            }
+            self.step(deadline).await;
+            if self.time() >= deadline {
+                return self.time();
+            }
+        }
+    }
+}
+
+impl Backend for Simulator {
+    fn name(&self) -> String {
+        "model".into()
+    }
+
+    fn flavor(&self) -> Flavor {
+        self.service.profile().flavor
+    }
+
+    fn now(&self) -> Time {
+        self.time()
+    }
+
+    fn add_user(&mut self, name: &str) -> Result<UserId, NotApplicable> {
+        Ok(self.service.add_user(name))
+    }
+
+    fn define_callback(&mut self, name: &str, policy: &CallbackPolicy) -> Callback {
+        self.callbacks.push(CallbackObject {
+            name: name.to_string(),
+            policy: policy.clone(),
+            calls: HashMap::new(),
+        });
+        Callback {
+            id: self.callbacks.len() as u32 - 1,
+            callback2: policy.callback2,
+        }
+    }
+
+    fn set_cmdline_exit_codes(&mut self, job: JobId, codes: &[i32]) {
+        self.cmd_exit_codes.insert(job, (codes.to_vec(), 0));
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("file:") {
+            path.to_string()
+        } else {
+            format!("http://{}{path}", self.host)
+        }
+    }
+
+    fn local_path(&self, name: &str) -> String {
+        self.root.join(name).to_string_lossy().into_owned()
+    }
+
+    async fn call(&mut self, call: ApiCall) -> ApiReply {
+        let now = self.time();
+        let reply = self.service.call(now, &call);
+        self.pump();
+        reply
+    }
+
+    async fn advance_until(&mut self, deadline: Time) {
+        self.step(deadline).await;
+    }
+
+    async fn env(&mut self, event: EnvEvent) -> Result<(), NotApplicable> {
+        let now = self.time();
+        self.service.handle_env(now, event);
+        self.pump();
+        Ok(())
+    }
+
+    async fn set_plan(&mut self, plan: Plan) -> Result<(), NotApplicable> {
+        self.server.set_plan(plan);
+        self.line("server plan replaced".into());
+        Ok(())
+    }
+
+    async fn release_callback(&mut self, name: &str) {
+        let Some(idx) = self.callbacks.iter().position(|c| c.name == name) else {
+            return;
+        };
+        let (release, keep): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(i, _, _)| *i == idx);
+        self.held = keep;
+        for (_, id, hr) in release {
+            self.returned(id, hr);
+        }
+        self.pump();
+    }
+
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.clone()
+    }
+
+    fn command_runs(&self) -> Vec<CommandRun> {
+        self.command_runs.clone()
+    }
+
+    fn in_flight(&self, user: UserId) -> Result<usize, NotApplicable> {
+        Ok(self.service.notifications_in_flight(user))
+    }
+
+    fn requests(&self) -> Result<Vec<RequestLogEntry>, NotApplicable> {
+        Ok(self.server.log())
+    }
+
+    fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()> {
+        let data: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect();
+        std::fs::write(self.root.join(name), data)
+    }
+
+    fn file_size(&self, name: &str) -> Option<u64> {
+        std::fs::metadata(self.root.join(name))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
+    fn take_trace(&mut self) -> Vec<String> {
+        self.drain_model_trace();
+        std::mem::take(&mut self.trace)
+    }
+}
+
+/// Runs one scenario under one flavor on a fresh simulator: a current-thread tokio
+/// runtime with a paused clock, the in-memory mock server, and a scratch directory
+/// under `scratch` that is removed afterwards.
+pub fn run_scenario(
+    loaded: &bitsim_scenario::LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    scratch: &Path,
+) -> std::io::Result<bitsim_scenario::RunReport> {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let root = scratch.join(format!("run-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&root)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?;
+    let config = SimConfig::new(flavor, seed, loaded.plan.clone(), root.clone());
+    let report = rt.block_on(async {
+        let mut sim = Simulator::new(config);
+        bitsim_scenario::run(loaded, &mut sim, seed).await
+    });
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(report)
+}

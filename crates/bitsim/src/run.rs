@@ -1,0 +1,172 @@
+//! `bitsim run`: every scenario under the given paths, on the simulator, in
+//! virtual time.
+
+use bitsim_model::Flavor;
+use bitsim_scenario::{discover, flavors_for, load_file, LoadedScenario, RunReport, Verdict};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files or directories (searched recursively for *.json).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Only this flavor (scenarios that do not list it are skipped).
+    #[arg(long, value_parser = parse_flavor)]
+    pub flavor: Option<Flavor>,
+    /// Seed for the model and the server (default: the scenario's, else 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write each run's trace (`NAME.FLAVOR.trace`) and projection
+    /// (`NAME.FLAVOR.projection.json`) here.
+    #[arg(long)]
+    pub trace_dir: Option<PathBuf>,
+    /// One JSON object per scenario run instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn parse_flavor(s: &str) -> Result<Flavor, String> {
+    Flavor::parse(s).ok_or_else(|| format!("unknown flavor `{s}` (bits, do)"))
+}
+
+/// Loads every scenario; on any error prints them all and returns `Err(2)`.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, i32> {
+    let files = match discover(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(2);
+        }
+    };
+    let mut loaded = Vec::new();
+    let mut bad = 0;
+    for (file, root) in files {
+        match load_file(&file, &root) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("{bad} scenario file(s) could not be loaded");
+        return Err(2);
+    }
+    Ok(loaded)
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(args: RunArgs) -> i32 {
+    let loaded = match load_all(&args.paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let scratch = std::env::temp_dir().join("bitsim-runs");
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for l in &loaded {
+        for flavor in flavors_for(&l.scenario, args.flavor) {
+            let seed = args.seed.or(l.scenario.seed).unwrap_or(1);
+            let started = Instant::now();
+            let report = match bitsim_engine::run_scenario(l, flavor, seed, &scratch) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {}: cannot run: {e}", l.path.display());
+                    failed += 1;
+                    continue;
+                }
+            };
+            let wall = started.elapsed();
+            if let Some(dir) = &args.trace_dir {
+                if let Err(e) = write_artifacts(dir, &report) {
+                    eprintln!("error: cannot write traces to {}: {e}", dir.display());
+                }
+            }
+            match report.verdict {
+                Verdict::Passed => passed += 1,
+                _ => failed += 1,
+            }
+            let _ = if args.json {
+                print_json(&mut out, &report, wall)
+            } else {
+                print_text(&mut out, &report, wall)
+            };
+        }
+    }
+    let _ = writeln!(out, "{passed} passed, {failed} failed");
+    i32::from(failed > 0)
+}
+
+fn print_text(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) -> std::io::Result<()> {
+    let verdict = match &r.verdict {
+        Verdict::Passed => "pass",
+        Verdict::Failed(_) => "FAIL",
+        Verdict::NotApplicable(_) => "n/a ",
+    };
+    writeln!(
+        out,
+        "{verdict}  {} [{}]  virtual {}  wall {:.1}ms",
+        r.name,
+        r.flavor,
+        r.covered,
+        wall.as_secs_f64() * 1000.0
+    )?;
+    if let Verdict::Failed(f) = &r.verdict {
+        writeln!(out, "      at {}:{} (step {}: {})", f.file, f.line, f.step, f.what)?;
+        writeln!(out, "      expected: {}", f.expected)?;
+        writeln!(out, "      actual:   {}", f.actual)?;
+        writeln!(out, "      trace (last lines):")?;
+        let tail = r.trace.len().saturating_sub(15);
+        for line in &r.trace[tail..] {
+            writeln!(out, "        {line}")?;
+        }
+        writeln!(
+            out,
+            "      rerun: bitsim run {} --flavor {} --seed {}",
+            f.file, r.flavor, r.seed
+        )?;
+    }
+    if let Verdict::NotApplicable(why) = &r.verdict {
+        writeln!(out, "      not applicable: {why}")?;
+    }
+    Ok(())
+}
+
+fn print_json(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) -> std::io::Result<()> {
+    let (verdict, failure) = match &r.verdict {
+        Verdict::Passed => ("pass", serde_json::Value::Null),
+        Verdict::Failed(f) => (
+            "fail",
+            serde_json::json!({"file": f.file, "line": f.line, "step": f.step, "what": f.what, "expected": f.expected, "actual": f.actual}),
+        ),
+        Verdict::NotApplicable(why) => ("n/a", serde_json::json!({ "reason": why })),
+    };
+    let v = serde_json::json!({
+        "scenario": r.name,
+        "file": r.file,
+        "flavor": r.flavor.as_str(),
+        "seed": r.seed,
+        "verdict": verdict,
+        "failure": failure,
+        "virtual_ms": r.covered.as_millis(),
+        "wall_ms": wall.as_secs_f64() * 1000.0,
+    });
+    writeln!(out, "{v}")
+}
+
+fn write_artifacts(dir: &std::path::Path, r: &RunReport) -> std::io::Result<()> {
+    let base = dir.join(format!("{}.{}", r.name, r.flavor));
+    if let Some(parent) = base.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(base.with_extension(format!("{}.trace", r.flavor)), r.trace_text())?;
+    let projection = serde_json::to_string_pretty(&r.projection).unwrap_or_default();
+    std::fs::write(
+        base.with_extension(format!("{}.projection.json", r.flavor)),
+        projection + "\n",
+    )
+}
