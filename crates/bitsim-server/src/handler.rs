@@ -487,7 +487,7 @@ pub(crate) fn serve_entity(inner: &Arc<Inner>, r: &Req, mut ent: Entity, fault: 
             }
             ent.size = new_size;
         }
-        ent.last_modified = last_modified.unwrap_or(ent.last_modified + 86_400);
+        ent.last_modified = last_modified.unwrap_or(ent.last_modified.saturating_add(86_400));
         ent.etag = etag
             .as_ref()
             .map(|e| quote_etag(e))

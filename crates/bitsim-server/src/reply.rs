@@ -272,6 +272,14 @@ impl Reply {
         if self.raw.is_some() || !(200..=999).contains(&self.status) {
             return false;
         }
+        // framing headers set by a plan are written verbatim, not by hyper
+        if self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding"))
+        {
+            return false;
+        }
         match self.content_length {
             Some(cl) => head || cl == self.body.len(),
             None => false,
@@ -341,8 +349,11 @@ impl Reply {
             let clean = |s: &str| s.replace(['\r', '\n'], " ");
             h.push_str(&format!("{}: {}\r\n", clean(n), clean(v)));
         }
+        let has = |name: &str| self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
         if chunked {
             h.push_str("Transfer-Encoding: chunked\r\n");
+        } else if has("content-length") || has("transfer-encoding") {
+            // the plan set the framing itself
         } else if let Some(cl) = self.content_length {
             h.push_str(&format!("Content-Length: {cl}\r\n"));
         }

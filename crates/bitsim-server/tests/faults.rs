@@ -369,3 +369,29 @@ dual!(seeded_probability_is_deterministic, |t| {
     }
     assert_eq!(a, b);
 });
+
+dual!(plan_supplied_framing_headers_are_written_verbatim, |t| {
+    t.plan(&rule(
+        r#"{"kind":"status","status":200,"headers":{"Content-Length":"2"},"body":"abcd"}"#,
+    ));
+    let raw = t.raw(GET10).await;
+    let (head, body) = head_and_body(&raw);
+    assert_eq!(head.matches("Content-Length").count(), 1, "{head}");
+    assert!(head.contains("Content-Length: 2"));
+    assert_eq!(body, b"abcd");
+    // bodiless statuses on HEAD and GET
+    let mut c = t.client().await;
+    for code in ["204", "304"] {
+        let r = c.send(req("HEAD", &format!("/status/{code}"), &[], b"")).await.unwrap();
+        assert_eq!(r.status.to_string(), code);
+        let r = c.send(req("GET", &format!("/status/{code}"), &[], b"")).await.unwrap();
+        assert!(r.body.is_empty());
+    }
+    t.plan(&rule(r#"{"kind":"change","last_modified":18446744073709551615}"#));
+    assert_eq!(t.get("/bytes/1000").await.status, 200);
+    t.plan(
+        r#"{"resources":[{"path":"/r","body":{"text":"x"},"last_modified":18446744073709551615}],
+        "rules":[{"match":{"path":"/r"},"fault":{"kind":"change"}}]}"#,
+    );
+    assert_eq!(t.get("/r").await.status, 200);
+});
