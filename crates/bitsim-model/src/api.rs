@@ -411,6 +411,13 @@ impl Service {
         let result = result.map(|p| {
             let profile_npt = self.profile.default_no_progress_timeout_for(p);
             let class = self.profile.class_of(p);
+            let old_class = self.profile.class_of(self.job(id).priority);
+            // A running background job is re-keyed under its new class (or leaves the
+            // background set for FOREGROUND), else the scheduler keeps a stale entry it can
+            // neither pre-empt nor remove. ref: bits-spec §5.2
+            if self.active_background.remove(&(old_class, id)) && p != JobPriority::Foreground {
+                self.active_background.insert((class, id));
+            }
             let job = self.job_mut(id);
             job.priority = p;
             if !job.no_progress_explicit {

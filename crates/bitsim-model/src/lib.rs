@@ -73,7 +73,7 @@ pub use classify::{
 pub use effect::{Effect, TransferId, TransferStart, TransferWhat};
 pub use flavor::{Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};
 pub use hresult::Hresult;
-pub use notify::{Notification, NotificationId, NotificationKind};
+pub use notify::{DeliveryPhase, Notification, NotificationId, NotificationKind};
 pub use rng::Rng;
 pub use rules::{method_rule, next_state, Allowed, Method, MethodRule, Transition, Trigger, METHOD_RULES, TRANSITIONS};
 pub use service::{EnvEvent, JobError, Service, TransferEvent};

@@ -183,11 +183,19 @@ impl Service {
             job.callback = None;
             for c in [Channel::Final, Channel::File, Channel::Modification] {
                 let ch = job.channels.get(c);
-                if matches!(ch.phase, Phase::InFlight(_) | Phase::Waiting) {
+                // A command line running at the restart is forgotten with its delivery
+                // id: what it was for is owed again (at-least-once, ref: bits-spec §4.2).
+                if matches!(ch.phase, Phase::InFlight(_) | Phase::Waiting | Phase::CmdLine(_)) {
                     ch.phase = Phase::Idle;
                 }
             }
             job.channels.modification.reset(None);
+        }
+        // The command line is a persisted job property: what is owed goes to it now
+        // rather than waiting for an unrelated event (ref: bits-spec §4.2, §4.4).
+        let ids: Vec<JobId> = self.jobs.iter().filter(|j| !j.state.is_final()).map(|j| j.id).collect();
+        for id in ids {
+            self.pump_job(id);
         }
     }
 
@@ -433,6 +441,50 @@ impl Service {
         }
         self.pump_job(job_id);
         self.schedule();
+    }
+}
+
+/// Where a job's notification channel stands, as [`Service::owed_final_notification`]
+/// reports it (for liveness checks in tests and tools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryPhase {
+    /// Owed, nothing under way (no receiver, flags off, or held up by FileTransferred).
+    Idle,
+    /// In the owner's FIFO, waiting for one of the four slots.
+    Waiting,
+    /// Delivered to the callback, not yet returned.
+    InFlight,
+    /// Waiting for the re-delivery timer.
+    Backoff,
+    /// The notify command line is running.
+    CmdLine,
+}
+
+impl From<Phase> for DeliveryPhase {
+    fn from(p: Phase) -> DeliveryPhase {
+        match p {
+            Phase::Idle => DeliveryPhase::Idle,
+            Phase::Waiting => DeliveryPhase::Waiting,
+            Phase::InFlight(_) => DeliveryPhase::InFlight,
+            Phase::Backoff => DeliveryPhase::Backoff,
+            Phase::CmdLine(_) => DeliveryPhase::CmdLine,
+        }
+    }
+}
+
+impl Service {
+    /// The JobTransferred / JobError notification `job` still owes and where it is;
+    /// `None` when nothing is owed (not yet due, accepted, or the job moved on).
+    pub fn owed_final_notification(&self, job: JobId) -> Option<(NotificationKind, DeliveryPhase)> {
+        let ch = &self.find(job).ok()?.channels.final_;
+        ch.kind.map(|k| (k, ch.phase.into()))
+    }
+
+    /// How many FileTransferred notifications `job` still owes, and its channel's phase.
+    pub fn owed_file_notifications(&self, job: JobId) -> (usize, DeliveryPhase) {
+        self.find(job).map_or((0, DeliveryPhase::Idle), |j| {
+            (j.channels.file_queue.len(), j.channels.file.phase.into())
+        })
     }
 }
 

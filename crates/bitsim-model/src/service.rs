@@ -1042,12 +1042,13 @@ impl Service {
                 }
             }
             EnvEvent::ServiceRestart => {
-                // ref: bits-spec §4.2: registrations are not persisted; the queue is
+                // ref: bits-spec §4.2: registrations are not persisted; the queue is.
+                // Registrations go first, so the re-queueing below notifies no one.
+                self.restart_notifications();
                 let active: Vec<JobId> = self.jobs.iter().filter(|j| j.state.is_active()).map(|j| j.id).collect();
                 for id in active {
                     self.transition(id, Trigger::ServiceRestarted);
                 }
-                self.restart_notifications();
             }
         }
         self.schedule();

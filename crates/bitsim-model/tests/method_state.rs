@@ -755,3 +755,18 @@ fn do_background_priorities_behave_alike_and_run_together() {
         "HIGH pre-empts LOW"
     );
 }
+
+#[test]
+fn set_priority_on_a_running_background_job_keeps_scheduling_sound() {
+    // Regression (found by model_based): re-prioritising a running background job left a
+    // stale scheduler entry, and the next pre-emption check looped forever.
+    let mut h = H::bits();
+    let a = h.job_in(Transferring, JobType::Download);
+    h.svc.set_priority(h.now, a, 3).unwrap(); // NORMAL → LOW while running
+    let b = h.job_with(JobType::Download, 1);
+    h.resume(b).unwrap(); // NORMAL pre-empts the LOW job
+    assert_eq!((h.state(a), h.state(b)), (Queued, Connecting));
+    h.svc.set_priority(h.now, b, 0).unwrap(); // running background → FOREGROUND
+    h.cancel(b).unwrap();
+    assert_eq!(h.state(a), Connecting, "the background slot is free again");
+}

@@ -482,3 +482,50 @@ fn service_restart_keeps_queue_drops_registrations_resumes_offsets() {
     assert_eq!(kinds(&again), [(JobTransferred, done)]);
     assert_eq!(again[0].callback.id, 2);
 }
+
+#[test]
+fn service_restart_sends_owed_notification_to_the_command_line() {
+    // Regression (found by model_based): after a restart the owed JobTransferred waited for
+    // an unrelated event, and a command line running at the restart was orphaned.
+    for cmdline_running in [false, true] {
+        let mut h = H::bits();
+        let j = h.job_with(JobType::Download, 1);
+        h.cb(j, 1);
+        h.svc.set_notify_cmdline(h.now, j, Some("C:\\app.exe"), None).unwrap();
+        h.resume(j).unwrap();
+        h.finish_all(j);
+        let n = h.notifications().remove(0);
+        if cmdline_running {
+            h.svc.notification_returned(h.now, n.id, Hresult::E_FAIL);
+            assert_eq!(
+                h.svc.owed_final_notification(j),
+                Some((JobTransferred, DeliveryPhase::CmdLine))
+            );
+        }
+        h.new_effects();
+        h.svc.handle_env(h.now, EnvEvent::ServiceRestart);
+        let runs = h
+            .new_effects()
+            .into_iter()
+            .filter(|e| matches!(e, Effect::RunCommandLine { job, .. } if *job == j))
+            .count();
+        assert_eq!(runs, 1, "cmdline running at restart: {cmdline_running}");
+        assert_eq!(h.svc.notifications_in_flight(h.user), 0);
+    }
+}
+
+#[test]
+fn service_restart_notifies_no_dropped_registration() {
+    // Regression (found by model_based): the restart re-queued active jobs (sending
+    // JobModification) before dropping registrations, so deliveries went out uncounted.
+    let mut h = H::bits();
+    let j = h.job_in(Transferring, JobType::Download);
+    h.svc.set_notify_flags(h.now, j, 0xB).unwrap();
+    h.cb(j, 1);
+    for n in h.notifications() {
+        h.svc.notification_returned(h.now, n.id, Hresult::S_OK);
+    }
+    h.svc.handle_env(h.now, EnvEvent::ServiceRestart);
+    assert!(h.notifications().is_empty());
+    assert_eq!(h.svc.notifications_in_flight(h.user), 0);
+}
