@@ -107,6 +107,27 @@ fn yes() -> bool {
     true
 }
 
+/// Internally tagged enums lose serde's field path; find the field an error is about
+/// from the message (it quotes the field name or the offending value).
+fn guess_field(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> Option<String> {
+    for (marker, end) in [("unknown field `", '`'), ("missing field `", '`')] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split(end).next().map(str::to_string);
+        }
+    }
+    fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "op")
+        .find(|(_, v)| {
+            let shown = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            !shown.is_empty() && message.contains(&shown)
+        })
+        .map(|(k, _)| k.clone())
+}
+
 /// Separates a field path from a message inside a step's deserialization error.
 pub(crate) const FIELD_SEP: char = '\u{1}';
 
@@ -138,9 +159,14 @@ impl<'de> Deserialize<'de> for StepEntry {
             Some(v) => Some(FlavorName::deserialize(v).map_err(de::Error::custom)?.0),
         };
         // Keep the field path inside the step: load.rs splits it back out of the message.
+        let fields = value.as_object().cloned().unwrap_or_default();
         let step: Step = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            de::Error::custom(format!("{path}{FIELD_SEP}{}", e.into_inner()))
+            let mut path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if path == "." {
+                path = guess_field(&fields, &message).unwrap_or(path);
+            }
+            de::Error::custom(format!("{path}{FIELD_SEP}{message}"))
         })?;
         Ok(StepEntry { line: 0, step, only })
     }
