@@ -10,7 +10,7 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::plan::{BodySpec, Delay, Fault, Plan, ResetPoint, DEFAULT_LAST_MODIFIED};
+use crate::plan::{BodySpec, Delay, Fault, MultipartFault, Plan, ResetPoint, DEFAULT_LAST_MODIFIED};
 use crate::reply::{BodySrc, RawMode, Reply, ReplyBody, Tracker};
 use crate::server::{ConnInfo, Inner, RequestLogEntry};
 use crate::util::{base64, http_date, parse_content_range, parse_range, percent_decode, RangeReq};
@@ -349,6 +349,7 @@ fn apply_wire_fault(reply: &mut Reply, f: &Fault, head: bool) {
             reply.raw = Some(normal(false, Duration::ZERO));
         }
         Fault::Dribble { chunks, total_ms } => reply.body.dribble(*chunks, Duration::from_millis(*total_ms)),
+        Fault::Throttle { bytes_per_sec } => reply.body.throttle(*bytes_per_sec),
         Fault::HeadersThenStall { ms } => reply.body.stall(ms.map(Duration::from_millis)),
         _ => {}
     }
@@ -523,6 +524,31 @@ pub(crate) fn serve_entity(inner: &Arc<Inner>, r: &Req, mut ent: Entity, fault: 
             }
             rep.header("Content-Range", cr);
         }
+        RangeReq::Multi(parts) => {
+            let bad = match fault {
+                Some(Fault::BadMultipart { mode }) => Some(*mode),
+                _ => None,
+            };
+            match multipart(&ent, &parts, bad) {
+                Some((boundary, body)) => {
+                    let status = if bad == Some(MultipartFault::Status200) {
+                        200
+                    } else {
+                        206
+                    };
+                    rep = Reply::new(status);
+                    rep.content_length = Some(body.len() as u64);
+                    rep.body = ReplyBody::bytes(body);
+                    rep.header("Content-Type", format!("multipart/byteranges; boundary={boundary}"));
+                }
+                None => {
+                    // too large to assemble: the whole entity (RFC 9110 allows it)
+                    rep = Reply::new(200);
+                    rep.body = ReplyBody::window(ent.src.clone(), 0, ent.size);
+                    rep.content_length = Some(ent.size);
+                }
+            }
+        }
         RangeReq::Unsatisfiable => {
             rep = Reply::new(416);
             rep.header("Content-Range", format!("bytes */{}", ent.size));
@@ -531,7 +557,7 @@ pub(crate) fn serve_entity(inner: &Arc<Inner>, r: &Req, mut ent: Entity, fault: 
     rep.header("Accept-Ranges", "bytes");
     rep.header("Last-Modified", http_date(ent.last_modified));
     rep.header("ETag", ent.etag);
-    if rep.status != 416 {
+    if rep.status != 416 && rep.headers.iter().all(|(n, _)| n != "Content-Type") {
         rep.header("Content-Type", ent.content_type);
     }
     if matches!(fault, Some(Fault::Gzip)) && rep.status != 416 {
@@ -551,6 +577,46 @@ pub(crate) fn serve_entity(inner: &Arc<Inner>, r: &Req, mut ent: Entity, fault: 
         rep.body = ReplyBody::empty();
     }
     rep
+}
+
+/// Boundary of multipart/byteranges answers.
+const BOUNDARY: &str = "BITSIM-BYTERANGES-7d0";
+
+/// Assembles a multipart/byteranges body (bits-http §1.2), optionally broken
+/// as the client must detect (§1.1). `None` when larger than 64 MiB.
+fn multipart(ent: &Entity, parts: &[(u64, u64)], bad: Option<MultipartFault>) -> Option<(String, Bytes)> {
+    let total: u64 = parts.iter().map(|(a, b)| b - a + 1).sum();
+    if total > MAX_GZIP {
+        return None;
+    }
+    let mut out = Vec::with_capacity(total as usize + parts.len() * 128);
+    if bad == Some(MultipartFault::ExtraCrlf) {
+        out.extend_from_slice(b"\r\n\r\n\r\n");
+    }
+    for (i, (a, b)) in parts.iter().enumerate() {
+        let (ra, rb) = if bad == Some(MultipartFault::WrongPartRange) && i == 0 {
+            (a + 1, b + 1)
+        } else {
+            (*a, *b)
+        };
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Type: {}\r\nContent-Range: bytes {ra}-{rb}/{}\r\n",
+                ent.content_type, ent.size
+            )
+            .as_bytes(),
+        );
+        if bad == Some(MultipartFault::LongPartHeaders) {
+            out.extend_from_slice(format!("X-Padding: {}\r\n", "p".repeat(200)).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&ReplyBody::window(ent.src.clone(), *a, b - a + 1).collect_all(MAX_GZIP)?);
+    }
+    out.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    Some((BOUNDARY.to_string(), Bytes::from(out)))
 }
 
 /// The httpbin-style default routes.

@@ -28,8 +28,8 @@ mod upload;
 mod util;
 
 pub use plan::{
-    BodySpec, Delay, ErrorFormat, ErrorHeader, Fault, Framing, Hresult, Limits, Match, Plan, PlanError, Probability,
-    ReplySpec, ReplyUrlStyle, ResetPoint, Resource, Rule, ScenarioStep, UploadEndpoint, UploadOptions,
+    BodySpec, Delay, ErrorFormat, ErrorHeader, Fault, Framing, Hresult, Limits, Match, MultipartFault, Plan, PlanError,
+    Probability, ReplySpec, ReplyUrlStyle, ResetPoint, Resource, Rule, ScenarioStep, UploadEndpoint, UploadOptions,
     DEFAULT_LAST_MODIFIED,
 };
 pub use server::{MockServer, RequestLogEntry};

@@ -26,6 +26,11 @@ pub struct Plan {
     /// `/upload-reply/{name}`). Default: true.
     #[serde(default = "yes")]
     pub builtin_routes: bool,
+    /// Refuse every new connection: TCP connections are accepted and reset at
+    /// once, in-memory pipes are closed before any byte (bits-http §5.3
+    /// "refuse connection"; a real refusal needs no listener at all).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_connections: bool,
     /// Extra downloadable resources, served with HEAD, Range, ETag and Last-Modified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<Resource>,
@@ -49,6 +54,7 @@ impl Default for Plan {
         Plan {
             schema: None,
             builtin_routes: true,
+            refuse_connections: false,
             resources: Vec::new(),
             rules: Vec::new(),
             upload: UploadOptions::default(),
@@ -150,6 +156,9 @@ impl Plan {
                 if a > b {
                     return Err((format!("rules[{i}].match.to"), "`to` is smaller than `from`".into()));
                 }
+            }
+            if let Some(Fault::Throttle { bytes_per_sec: 0 }) = r.fault {
+                return Err((format!("rules[{i}].fault.bytes_per_sec"), "must be at least 1".into()));
             }
             if let Some(Fault::Dribble { chunks: 0, .. }) = r.fault {
                 return Err((format!("rules[{i}].fault.chunks"), "must be at least 1".into()));
@@ -294,6 +303,17 @@ pub enum ResetPoint {
     MidBody,
 }
 
+/// How a multipart/byteranges answer is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MultipartFault {
+    LongPartHeaders,
+    ExtraCrlf,
+    WrongPartRange,
+    #[serde(rename = "status_200")]
+    Status200,
+}
+
 /// Body framing when `Content-Length` is omitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -339,6 +359,8 @@ pub enum Fault {
     },
     /// Send the body in `chunks` pieces spread evenly over `total_ms`.
     Dribble { chunks: u32, total_ms: u64 },
+    /// Send the body at about `bytes_per_sec` (chunks every 100 ms).
+    Throttle { bytes_per_sec: u64 },
     /// Declare the full `Content-Length`, send `after_bytes` of body, then FIN.
     Truncate { after_bytes: u64 },
     /// TCP reset (SO_LINGER 0; a plain close on in-memory pipes).
@@ -357,6 +379,11 @@ pub enum Fault {
     },
     /// A 200 with `Transfer-Encoding: chunked` and a broken chunk, then close.
     MalformedChunked,
+    /// An invalid multi-range answer (bits-http §1.1, §1.2): `mode` is
+    /// `long_part_headers` (> 180 bytes of other part headers), `extra_crlf`
+    /// (3 CRLFs before the first boundary), `wrong_part_range` (a part's
+    /// Content-Range off by one) or `status_200` (the multipart body with 200).
+    BadMultipart { mode: MultipartFault },
     /// Ignore `Range`: 200 with the full body.
     IgnoreRange,
     /// No `Content-Length`; the body is close-delimited or chunked.
@@ -491,6 +518,8 @@ impl Fault {
             Fault::Stall { .. } => "stall",
             Fault::HeadersThenStall { .. } => "headers_then_stall",
             Fault::Dribble { .. } => "dribble",
+            Fault::Throttle { .. } => "throttle",
+            Fault::BadMultipart { .. } => "bad_multipart",
             Fault::Truncate { .. } => "truncate",
             Fault::Reset { .. } => "reset",
             Fault::EmptyResponse => "empty_response",

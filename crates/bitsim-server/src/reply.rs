@@ -83,6 +83,15 @@ impl ReplyBody {
         self.interval = Some(total / chunks);
     }
 
+    /// About `bps` bytes per second: a chunk every 100 ms.
+    pub(crate) fn throttle(&mut self, bps: u64) {
+        let bps = bps.max(1);
+        self.chunk = (bps / 10).clamp(1, CHUNK);
+        self.interval = Some(Duration::from_nanos(
+            (self.chunk as u128 * 1_000_000_000 / bps as u128).min(u64::MAX as u128) as u64,
+        ));
+    }
+
     pub(crate) fn stall(&mut self, after: Option<Duration>) {
         self.stall = Some(after);
     }

@@ -444,6 +444,12 @@ impl std::fmt::Display for TakenOver {
 impl std::error::Error for TakenOver {}
 
 async fn serve_conn<T: ConnIo>(inner: Arc<Inner>, io: T, info: ConnInfo, shutdown: Option<watch::Receiver<bool>>) {
+    if inner.state().plan.refuse_connections {
+        // ref: bits-http §5.3 — refuse connection
+        io.reset_on_close();
+        drop(io);
+        return;
+    }
     let shared = Arc::new(Mutex::new(TapState {
         io: Some(io),
         taken: false,

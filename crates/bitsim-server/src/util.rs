@@ -92,13 +92,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// A parsed `Range` request header, resolved against an entity size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RangeReq {
     /// No usable Range (absent, unparsable, other unit, or several ranges):
     /// serve the whole entity with 200 (RFC 9110 §14.2 lets a server ignore it).
     Full,
     /// One satisfiable range, inclusive.
     Single(u64, u64),
+    /// Several satisfiable ranges, in request order (multipart/byteranges).
+    Multi(Vec<(u64, u64)>),
     /// Syntactically valid but not satisfiable: 416.
     Unsatisfiable,
 }
@@ -114,8 +116,29 @@ pub(crate) fn parse_range(header: Option<&str>, size: u64) -> RangeReq {
         return RangeReq::Full;
     };
     if spec.contains(',') {
-        return RangeReq::Full;
+        // ref: bits-http §1.2 — multi-range SHOULD: parts in request order, no merging
+        let mut parts = Vec::new();
+        for one in spec.split(',').take(MAX_RANGES + 1) {
+            match parse_one(one, size) {
+                RangeReq::Single(a, b) => parts.push((a, b)),
+                RangeReq::Unsatisfiable => {}
+                _ => return RangeReq::Full,
+            }
+        }
+        return match parts.len() {
+            0 => RangeReq::Unsatisfiable,
+            1 => RangeReq::Single(parts[0].0, parts[0].1),
+            n if n > MAX_RANGES => RangeReq::Full,
+            _ => RangeReq::Multi(parts),
+        };
     }
+    parse_one(spec, size)
+}
+
+/// Most ranges served as multipart (Windows' `MaxRangesPerFile` default is 500).
+pub(crate) const MAX_RANGES: usize = 500;
+
+fn parse_one(spec: &str, size: u64) -> RangeReq {
     let Some((a, b)) = spec.trim().split_once('-') else {
         return RangeReq::Full;
     };
@@ -257,7 +280,12 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=100-"), 100), RangeReq::Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=9-1"), 100), RangeReq::Full);
         assert_eq!(parse_range(Some("items=1-2"), 100), RangeReq::Full);
-        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), RangeReq::Full);
+        assert_eq!(
+            parse_range(Some("bytes=0-1,5-6"), 100),
+            RangeReq::Multi(vec![(0, 1), (5, 6)])
+        );
+        assert_eq!(parse_range(Some("bytes=0-1,500-"), 100), RangeReq::Single(0, 1));
+        assert_eq!(parse_range(Some("bytes=0-1,x"), 100), RangeReq::Full);
         assert_eq!(parse_range(Some("b"), 100), RangeReq::Full);
         assert_eq!(parse_range(None, 100), RangeReq::Full);
     }

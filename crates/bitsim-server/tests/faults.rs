@@ -395,3 +395,46 @@ dual!(plan_supplied_framing_headers_are_written_verbatim, |t| {
     );
     assert_eq!(t.get("/r").await.status, 200);
 });
+
+fn multi() -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    req("GET", "/bytes/1000", &[("Range", "bytes=0-9,100-109")], b"")
+}
+
+dual!(bad_multipart, |t| {
+    let mut c = t.client().await;
+    t.plan(&rule(r#"{"kind":"bad_multipart","mode":"status_200"}"#));
+    let r = c.send(multi()).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.h("content-type").unwrap().starts_with("multipart/byteranges"));
+    t.plan(&rule(r#"{"kind":"bad_multipart","mode":"wrong_part_range"}"#));
+    let r = c.send(multi()).await.unwrap();
+    assert!(String::from_utf8_lossy(&r.body).contains("Content-Range: bytes 1-10/1000"));
+    t.plan(&rule(r#"{"kind":"bad_multipart","mode":"extra_crlf"}"#));
+    assert!(c.send(multi()).await.unwrap().body.starts_with(b"\r\n\r\n\r\n--"));
+    t.plan(&rule(r#"{"kind":"bad_multipart","mode":"long_part_headers"}"#));
+    assert!(String::from_utf8_lossy(&c.send(multi()).await.unwrap().body).contains("X-Padding: ppp"));
+});
+
+dual!(throttle, |t| {
+    t.plan(&rule(r#"{"kind":"throttle","bytes_per_sec":4000}"#));
+    let s = Instant::now();
+    let r = t.get("/bytes/1000").await;
+    assert_eq!(&r.body[..], expected(0, 1000).as_slice());
+    assert!(s.elapsed() >= Duration::from_millis(250), "{:?}", s.elapsed());
+});
+
+dual!(refuse_connections, |t| {
+    t.plan(r#"{"refuse_connections":true}"#);
+    let io = t.connect().await;
+    let r = hyper::client::conn::http1::handshake::<_, http_body_util::Full<bytes::Bytes>>(
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await;
+    if let Ok((mut tx, conn)) = r {
+        tokio::spawn(conn);
+        assert!(tx.send_request(req("GET", "/bytes/1", &[], b"")).await.is_err());
+    }
+    assert!(t.server().log().is_empty());
+    t.plan("{}");
+    assert_eq!(t.get("/bytes/1").await.status, 200);
+});

@@ -232,3 +232,24 @@ dual!(plan_resources, |t| {
     assert_eq!(&r.body[..], b"world");
     assert_eq!(r.h("content-type"), Some("text/plain"));
 });
+
+dual!(multi_range_multipart, |t| {
+    let mut c = t.client().await;
+    let r = c
+        .send(req("GET", "/bytes/1000", &[("Range", "bytes=500-509,0-4")], b""))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 206);
+    let ct = r.h("content-type").unwrap();
+    assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+    let boundary = ct.split("boundary=").nth(1).unwrap();
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    // parts in request order, each with its Content-Range
+    let i = body.find("Content-Range: bytes 500-509/1000").unwrap();
+    let j = body.find("Content-Range: bytes 0-4/1000").unwrap();
+    assert!(i < j);
+    assert!(body.starts_with(&format!("--{boundary}\r\n")));
+    assert!(body.ends_with(&format!("--{boundary}--\r\n")));
+    let first = &r.body[r.body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..][..10];
+    assert_eq!(first, expected(500, 10).as_slice());
+});
