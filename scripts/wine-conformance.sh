@@ -13,6 +13,7 @@
 #    http.server instead, as does a tree whose CLI has no `serve` yet) and
 #    runs the probe (crates/bitsim-windows/examples/probe.rs) under Wine: the
 #    downloaded file must be byte-identical and JobTransferred must arrive;
+#    bitsim-windows' unit tests also run under Wine;
 # 5. cleans up on every exit path: the HTTP server, `wineserver -k`, and the
 #    temporary directory with the prefix.
 #
@@ -63,6 +64,18 @@ echo "== cross-build probe.exe for $WIN_TARGET" >&2
 win_cargo build -p bitsim-windows --example probe
 EXE="$CARGO_TARGET_DIR/$WIN_TARGET/debug/examples/probe.exe"
 [[ -f "$EXE" ]] || { echo "wine-conformance: $EXE was not built" >&2; exit 1; }
+# bitsim-windows' unit tests (policy, HRESULTs, conversions) run under Wine too.
+echo "== cross-build the bitsim-windows unit tests" >&2
+TEST_EXE="$(win_cargo test --no-run -p bitsim-windows --lib --message-format=json-render-diagnostics |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "bitsim_windows":
+        print(m["executable"])')"
+[[ -f "$TEST_EXE" ]] || { echo "wine-conformance: the unit-test exe was not built" >&2; exit 1; }
 phase build
 
 # ---- 3. fresh prefix, cleaned up on any exit --------------------------------------
@@ -164,8 +177,18 @@ cp "$WORK/http.log" "$OUT/http.log"
 cat "$OUT/probe.out"
 phase run
 
+echo "== wine $(basename "$TEST_EXE") (unit tests)" >&2
+set +e
+timeout 120 wine "$TEST_EXE" >"$WORK/unit.out" 2>&1
+unit_rc=$?
+set -e
+tr -d '\r' <"$WORK/unit.out" >"$OUT/unit-tests.out"
+grep -E '^test result' "$OUT/unit-tests.out" || tail -n 20 "$OUT/unit-tests.out"
+phase unit-tests
+
 result="$(grep '^RESULT ' "$OUT/probe.out" | tail -n1 || true)"
 echo "== checks"
+check "bitsim-windows unit tests pass under Wine (rc=$unit_rc)" test "$unit_rc" -eq 0
 check "probe exits 0 (rc=$probe_rc)" test "$probe_rc" -eq 0
 check "job reaches ACKNOWLEDGED after Complete -> S_OK" \
   grep -q 'ok=true final=ACKNOWLEDGED complete=0x00000000' <<<"$result"

@@ -460,3 +460,122 @@ impl IBackgroundCopyCallback2_Impl for Callback2_Impl {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windows_core::Interface;
+
+    /// Call the recorder's COM vtable as the service would (NULL job), and
+    /// return the raw HRESULT.
+    fn call(r: &CallbackRecorder, kind: DeliveryKind) -> Hr {
+        let i = r.interface();
+        let null = std::ptr::null_mut();
+        // SAFETY: the methods accept NULL job / error pointers (recorded as None).
+        unsafe {
+            match kind {
+                DeliveryKind::JobTransferred => vcall!(i, JobTransferred, null),
+                DeliveryKind::JobError => vcall!(i, JobError, null, null),
+                DeliveryKind::JobModification => vcall!(i, JobModification, null, 7),
+                DeliveryKind::FileTransferred => {
+                    let i2: IBackgroundCopyCallback2 = i.cast().expect("Callback2");
+                    vcall!(&i2, FileTransferred, null, null)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn returns_in_order_last_repeats_success_codes_survive() {
+        let policy = CallbackPolicy {
+            returns: vec![Hr::E_FAIL, Hr::S_FALSE],
+            ..CallbackPolicy::default()
+        };
+        let r = CallbackRecorder::new(Instant::now(), policy);
+        let got: Vec<Hr> = (0..3).map(|_| call(&r, DeliveryKind::JobTransferred)).collect();
+        assert_eq!(got, [Hr::E_FAIL, Hr::S_FALSE, Hr::S_FALSE]);
+        let d = r.deliveries();
+        assert_eq!(d.iter().map(|d| d.attempt).collect::<Vec<_>>(), [1, 2, 1]);
+        assert_eq!(
+            d.iter().map(|d| d.returned).collect::<Vec<_>>(),
+            got.into_iter().map(Some).collect::<Vec<_>>()
+        );
+        assert_eq!(d[0].job, None);
+        assert_eq!(d[0].state, None);
+    }
+
+    #[test]
+    fn returns_by_kind_override_with_their_own_counter() {
+        let mut policy = CallbackPolicy {
+            returns: vec![Hr::E_FAIL],
+            ..CallbackPolicy::default()
+        };
+        policy
+            .returns_by_kind
+            .insert(DeliveryKind::JobModification, vec![Hr::S_OK, Hr::E_NOTIMPL]);
+        let r = CallbackRecorder::new(Instant::now(), policy);
+        assert_eq!(call(&r, DeliveryKind::JobModification), Hr::S_OK);
+        assert_eq!(call(&r, DeliveryKind::JobError), Hr::E_FAIL);
+        assert_eq!(call(&r, DeliveryKind::JobModification), Hr::E_NOTIMPL);
+        assert_eq!(call(&r, DeliveryKind::FileTransferred), Hr::E_FAIL);
+        assert_eq!(r.deliveries()[0].reserved, Some(7));
+    }
+
+    #[test]
+    fn disconnected_fails_every_call() {
+        let policy = CallbackPolicy {
+            disconnected: true,
+            block_until_release: true,
+            ..CallbackPolicy::default()
+        };
+        let r = CallbackRecorder::new(Instant::now(), policy);
+        assert_eq!(call(&r, DeliveryKind::JobError), RPC_E_DISCONNECTED);
+    }
+
+    #[test]
+    fn blocked_calls_are_visible_and_return_on_release() {
+        let policy = CallbackPolicy {
+            block_until_release: true,
+            ..CallbackPolicy::default()
+        };
+        let r = CallbackRecorder::new(Instant::now(), policy);
+        let r2 = r.clone();
+        let t = std::thread::spawn(move || call(&r2, DeliveryKind::JobTransferred));
+        assert!(r.wait_until(Duration::from_secs(10), |d| d.len() == 1));
+        assert_eq!(r.in_flight(), 1);
+        assert_eq!(r.deliveries()[0].returned, None);
+        r.release();
+        assert_eq!(t.join().expect("caller thread"), Hr::S_OK);
+        assert_eq!(r.in_flight(), 0);
+        assert_eq!(r.deliveries()[0].returned, Some(Hr::S_OK));
+    }
+
+    #[test]
+    fn timed_block_ends_early_on_shut_down() {
+        let policy = CallbackPolicy {
+            block: Some(Duration::from_secs(600)),
+            ..CallbackPolicy::default()
+        };
+        let r = CallbackRecorder::new(Instant::now(), policy);
+        let r2 = r.clone();
+        let t = std::thread::spawn(move || call(&r2, DeliveryKind::JobTransferred));
+        assert!(r.wait_until(Duration::from_secs(10), |d| d.len() == 1));
+        r.shut_down();
+        assert_eq!(t.join().expect("caller thread"), Hr::S_OK);
+        assert!(r.deliveries()[0].blocked < Duration::from_secs(600));
+    }
+
+    #[test]
+    fn callback2_is_offered_only_when_asked() {
+        let with = CallbackRecorder::new(Instant::now(), CallbackPolicy::default());
+        assert!(with.interface().cast::<IBackgroundCopyCallback2>().is_ok());
+        let without = CallbackRecorder::new(
+            Instant::now(),
+            CallbackPolicy {
+                callback2: false,
+                ..CallbackPolicy::default()
+            },
+        );
+        assert!(without.interface().cast::<IBackgroundCopyCallback2>().is_err());
+    }
+}

@@ -209,3 +209,50 @@ impl<T> Outcome<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_known_codes_and_keeps_the_bits() {
+        assert_eq!(Hr::BG_E_INVALID_STATE.to_string(), "0x80200002 (BG_E_INVALID_STATE)");
+        assert_eq!(Hr(0x1234_5678).to_string(), "0x12345678");
+        assert_eq!(
+            Hr::BG_S_PARTIAL_COMPLETE.to_string(),
+            "0x00200017 (BG_S_PARTIAL_COMPLETE)"
+        );
+    }
+
+    #[test]
+    fn success_codes_are_successes() {
+        for hr in [
+            Hr::S_OK,
+            Hr::S_FALSE,
+            Hr::BG_S_PARTIAL_COMPLETE,
+            Hr::BG_S_UNABLE_TO_DELETE_FILES,
+        ] {
+            assert!(hr.is_success(), "{hr}");
+            assert_eq!(hr.ok(), Ok(hr));
+        }
+        assert_eq!(Hr::E_FAIL.ok(), Err(Hr::E_FAIL));
+        assert!(Hr::BG_E_HTTP_ERROR_404.is_failure());
+    }
+
+    #[test]
+    fn win32_codes_map_like_hresult_from_win32() {
+        // ERROR_NOT_LOGGED_ON = 1245: what BITS returns without an interactive logon.
+        assert_eq!(Hr::from_win32(1245), Hr::ERROR_NOT_LOGGED_ON);
+        assert_eq!(Hr::from_win32(0), Hr::S_OK);
+        assert_eq!(Hr::from(windows_core::HRESULT(-2147024891)), Hr::E_ACCESSDENIED);
+        assert_eq!(windows_core::HRESULT::from(Hr::E_FAIL).0, 0x8000_4005_u32 as i32);
+    }
+
+    #[test]
+    fn outcome_ok_needs_success_and_a_value() {
+        assert_eq!(Outcome::success(Hr::S_FALSE, 3).ok(), Ok(3));
+        assert_eq!(Outcome::<u32>::failure(Hr::E_NOTIMPL).ok(), Err(Hr::E_NOTIMPL));
+        assert_eq!(Outcome::from_call(Hr::E_FAIL, || 1).value, None);
+        assert_eq!(Outcome::from_call(Hr::S_OK, || 1).map(|v| v + 1).ok(), Ok(2));
+    }
+}

@@ -53,3 +53,29 @@ impl From<JobProgress> for bitsim_model::JobProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_value_converts_both_ways() {
+        for &s in bitsim_model::JobState::ALL {
+            assert_eq!(JobState::from(s).to_model(), Some(s));
+        }
+        for &t in bitsim_model::JobType::ALL {
+            assert_eq!(JobType::from(t).to_model(), Some(t));
+        }
+        for &p in bitsim_model::JobPriority::ALL {
+            assert_eq!(JobPriority::from(p).to_model(), Some(p));
+        }
+        for &c in bitsim_model::ErrorContext::ALL {
+            assert_eq!(ErrorContext::from(c).to_model(), Some(c));
+        }
+        assert_eq!(JobState::Other(99).to_model(), None);
+        assert_eq!(
+            bitsim_model::Hresult::from(Hr::BG_E_HTTP_ERROR_403),
+            bitsim_model::Hresult::BG_E_HTTP_ERROR_403
+        );
+    }
+}

@@ -220,3 +220,37 @@ pub struct JobErrorInfo {
     /// HRESULT of `GetFile` (kept for the trace).
     pub get_file_hr: Hr,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_and_keep_unknown_values() {
+        for v in 0..9 {
+            assert_eq!(JobState::from_raw(v).raw(), v);
+            assert_ne!(JobState::from_raw(v), JobState::Other(v));
+        }
+        assert_eq!(JobState::from_raw(42), JobState::Other(42));
+        assert_eq!(JobState::TransientError.to_string(), "TRANSIENT_ERROR");
+        assert_eq!(JobState::Other(42).to_string(), "OTHER(42)");
+        assert_eq!(ErrorContext::from_raw(5), ErrorContext::RemoteFile);
+        assert!(JobState::Cancelled.is_final() && !JobState::Transferred.is_final());
+    }
+
+    #[test]
+    fn guid_prints_with_braces() {
+        let g = JobGuid(0x4991d34b_80a1_4291_83b6_3328366b9097);
+        assert_eq!(g.to_string(), "{4991D34B-80A1-4291-83B6-3328366B9097}");
+        assert_eq!(JobGuid::from(windows_core::GUID::from(g)), g);
+    }
+
+    #[test]
+    fn filetimes_convert() {
+        assert_eq!(JobTimes::to_system_time(0), None);
+        assert_eq!(
+            JobTimes::to_system_time(116_444_736_000_000_000),
+            Some(std::time::UNIX_EPOCH)
+        );
+    }
+}
