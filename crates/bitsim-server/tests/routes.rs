@@ -253,3 +253,27 @@ dual!(multi_range_multipart, |t| {
     let first = &r.body[r.body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..][..10];
     assert_eq!(first, expected(500, 10).as_slice());
 });
+
+#[tokio::test]
+async fn serve_tcp_shuts_down_cleanly_with_open_connections() {
+    let server = bitsim_server::MockServer::new(bitsim_server::Plan::default(), 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let s = server.clone();
+    let task = tokio::spawn(async move {
+        s.serve_tcp(listener, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let t = common::T::Tcp(server.clone(), addr);
+    let mut idle = t.client().await; // an open keep-alive connection
+    assert_eq!(idle.send(req("GET", "/bytes/1", &[], b"")).await.unwrap().status, 200);
+    tx.send(()).unwrap();
+    let res = tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("serve_tcp returns after shutdown");
+    assert!(res.unwrap().is_ok());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
