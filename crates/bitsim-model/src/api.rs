@@ -57,13 +57,6 @@ impl Service {
         self.modified(id);
     }
 
-    fn non_final_jobs_of(&self, user: Option<UserId>) -> usize {
-        self.jobs
-            .iter()
-            .filter(|j| !j.state.is_final() && user.is_none_or(|u| j.owner == u))
-            .count()
-    }
-
     // ----- IBackgroundCopyManager ----------------------------------------------
 
     /// CreateJob: a new job in SUSPENDED (ref: bits-spec §1.2).
@@ -89,10 +82,11 @@ impl Service {
         }
         if !self.users[user.0 as usize].admin {
             // ref: bits-spec §9: not applied to administrators
-            if self.non_final_jobs_of(Some(user)) >= limits.max_jobs_per_user {
+            // Counted incrementally: scanning every job ever created made CreateJob O(n).
+            if self.users[user.0 as usize].live_jobs >= limits.max_jobs_per_user {
                 return Err(Hresult::BG_E_TOO_MANY_JOBS_PER_USER);
             }
-            if self.non_final_jobs_of(None) >= limits.max_jobs_per_machine {
+            if self.live_jobs >= limits.max_jobs_per_machine {
                 return Err(Hresult::BG_E_TOO_MANY_JOBS_PER_MACHINE);
             }
         }
@@ -131,6 +125,8 @@ impl Service {
             deadlines: Default::default(),
             channels: Default::default(),
         });
+        self.users[user.0 as usize].live_jobs += 1;
+        self.live_jobs += 1;
         if let Some(t) = self.profile.inactivity_timeout {
             self.arm(id, TimerKind::Inactivity, now.plus(t));
         }
@@ -799,7 +795,15 @@ impl Service {
 fn valid_remote(remote: &str, max: usize) -> bool {
     let lower = remote.to_ascii_lowercase();
     let scheme_ok = ["http://", "https://", "file://"].iter().any(|s| lower.starts_with(s)) || is_absolute_path(remote);
-    scheme_ok && remote.chars().count() <= max && !remote.contains(['*', '?'].as_slice())
+    // A URL's `?` starts its query string, which BITS keeps and forwards (ref: bits-http
+    // §3.8); only the path part is checked for wildcards (ref: bits-spec §7.3).
+    let is_url = lower.starts_with("http://") || lower.starts_with("https://");
+    let path = if is_url {
+        remote.split('?').next().unwrap_or(remote)
+    } else {
+        remote
+    };
+    scheme_ok && remote.chars().count() <= max && !path.contains(['*', '?'].as_slice())
 }
 
 /// Local names: a full path ≤ MAX_PATH, no wildcards (ref: bits-spec §7.3).

@@ -135,6 +135,8 @@ pub(crate) struct User {
     pub logged_on: bool,
     /// Notifications delivered and not yet returned (at most the profile's limit).
     pub in_flight: usize,
+    /// Jobs of this user not in a final state (the MaxJobsPerUser count, ref: bits-spec §9).
+    pub live_jobs: usize,
     /// Notifications waiting for a slot, first come first served.
     pub waiting: VecDeque<(JobId, crate::notify::Channel)>,
 }
@@ -222,6 +224,8 @@ pub struct Service {
     /// The job each live transfer belongs to.
     transfers: HashMap<TransferId, JobId>,
     pub(crate) next_id: u64,
+    /// Jobs not in a final state, machine-wide (the MaxJobsPerMachine count).
+    pub(crate) live_jobs: usize,
 }
 
 impl Service {
@@ -249,6 +253,7 @@ impl Service {
             deliveries: HashMap::new(),
             transfers: HashMap::new(),
             next_id: 1,
+            live_jobs: 0,
         }
     }
 
@@ -271,6 +276,7 @@ impl Service {
             admin: false,
             logged_on: true,
             in_flight: 0,
+            live_jobs: 0,
             waiting: VecDeque::new(),
         });
         UserId(self.users.len() as u32 - 1)
@@ -544,6 +550,9 @@ impl Service {
 
     /// A job reached ACKNOWLEDGED or CANCELLED: drop timers and pending work.
     fn finalize(&mut self, id: JobId) {
+        let owner = self.job(id).owner;
+        self.users[owner.0 as usize].live_jobs -= 1;
+        self.live_jobs -= 1;
         for kind in [
             TimerKind::Retry,
             TimerKind::NoProgress,

@@ -243,6 +243,12 @@ fn add_file_invalid_names_invalid_arg() {
     // Plain local paths and file:// URLs are accepted as remote names [TEST].
     h.svc.add_file(h.now, j, "file:///C:/src/f", "C:\\d\\f").unwrap();
     h.svc.add_file(h.now, j, "\\\\server\\share\\f", "C:\\d\\g").unwrap();
+    // A URL's query string is not a wildcard (bits-http §3.8), but `*` in the path still is.
+    h.svc.add_file(h.now, j, "http://host/f?v=1&x=y", "C:\\d\\h").unwrap();
+    assert_eq!(
+        h.svc.add_file(h.now, j, "http://host/f*?v=1", "C:\\d\\i"),
+        Err(Hresult::E_INVALIDARG)
+    );
 }
 
 // ----- GetError ------------------------------------------------------------------------
