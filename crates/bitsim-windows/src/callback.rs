@@ -23,9 +23,6 @@ use crate::com::{guard_panic, vcall};
 use crate::hr::Hr;
 use crate::types::{ErrorContext, FileInfo, JobGuid, JobState};
 
-/// RPC_E_DISCONNECTED: what a caller sees when the callback's process is gone.
-pub const RPC_E_DISCONNECTED: Hr = Hr(0x8001_0108);
-
 /// Which callback method the service called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DeliveryKind {
@@ -309,7 +306,7 @@ impl Shared {
                     _ => prev.attempt + 1,
                 });
             let returned = if st.policy.disconnected {
-                RPC_E_DISCONNECTED
+                Hr::RPC_E_DISCONNECTED
             } else if let Some(list) = st.policy.returns_by_kind.get(&kind).cloned() {
                 let n = st.answered_by_kind.entry(kind).or_insert(0);
                 let hr = pick(&list, *n);
@@ -529,7 +526,7 @@ mod tests {
             ..CallbackPolicy::default()
         };
         let r = CallbackRecorder::new(Instant::now(), policy);
-        assert_eq!(call(&r, DeliveryKind::JobError), RPC_E_DISCONNECTED);
+        assert_eq!(call(&r, DeliveryKind::JobError), Hr::RPC_E_DISCONNECTED);
     }
 
     #[test]
