@@ -75,9 +75,13 @@ fn spec_allows(flavor: Flavor, job_type: JobType, from: JobState, trigger: Trigg
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// CreateJob, then (if asked) AddFileSet, SetNotifyInterface and Resume.
     Create {
         user: u8,
         job_type: JobType,
+        files: u8,
+        callback: bool,
+        resume: bool,
     },
     AddFiles {
         job: u8,
@@ -124,6 +128,8 @@ enum Op {
         bytes: u64,
     },
     FileDone(u8),
+    /// Connected, all bytes and FileDone for every remaining file (and the reply).
+    Finish(u8),
     RemoteChanged(u8),
     Failed {
         job: u8,
@@ -220,11 +226,22 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(state: &RefState) -> BoxedStrategy<Op> {
+        let job_type =
+            prop_oneof![3 => Just(JobType::Download), 1 => Just(JobType::Upload), 1 => Just(JobType::UploadReply)];
         let create = (
             0..2u8,
-            prop_oneof![3 => Just(JobType::Download), 1 => Just(JobType::Upload), 1 => Just(JobType::UploadReply)],
+            job_type,
+            0..4u8,
+            proptest::bool::weighted(0.8),
+            proptest::bool::weighted(0.7),
         )
-            .prop_map(|(user, job_type)| Op::Create { user, job_type });
+            .prop_map(|(user, job_type, files, callback, resume)| Op::Create {
+                user,
+                job_type,
+                files,
+                callback,
+                resume,
+            });
         if state.jobs == 0 {
             return create.boxed();
         }
@@ -264,9 +281,10 @@ impl ReferenceStateMachine for Reference {
             5 => (job.clone(), proptest::option::weighted(0.8, 1..5000u64)).prop_map(|(job, size)| Op::Connected { job, size }),
             5 => (job.clone(), 0..3000u64).prop_map(|(job, bytes)| Op::Progress { job, bytes }),
             5 => job.clone().prop_map(Op::FileDone),
+            4 => job.clone().prop_map(Op::Finish),
             1 => job.clone().prop_map(Op::RemoteChanged),
             4 => (job, failure()).prop_map(|(job, failure)| Op::Failed { job, failure }),
-            6 => (any::<u8>(), hr).prop_map(|(slot, hr)| Op::Return { slot, hr }),
+            2 => (any::<u8>(), hr).prop_map(|(slot, hr)| Op::Return { slot, hr }),
             1 => (any::<u8>(), prop_oneof![Just(0), Just(1)]).prop_map(|(slot, code)| Op::CmdExit { slot, code }),
             2 => env.prop_map(Op::Env),
             4 => advance().prop_map(Op::Advance),
@@ -375,12 +393,37 @@ impl Sut {
     }
 
     fn run(&mut self, op: &Op) {
+        self.run_inner(op);
+        self.drain();
+        self.ops.push(op.clone());
+    }
+
+    fn run_inner(&mut self, op: &Op) {
         let now = self.now;
         match *op {
-            Op::Create { user, job_type } => {
+            Op::Create {
+                user,
+                job_type,
+                files,
+                callback,
+                resume,
+            } => {
                 let user = self.users[user as usize % 2];
                 if let Ok(j) = self.svc.create_job(now, user, "prop", job_type) {
                     self.jobs.push((j, job_type));
+                    let i = (self.jobs.len() - 1) as u8;
+                    if files > 0 {
+                        self.run_inner(&Op::AddFiles { job: i, n: files });
+                    }
+                    if callback {
+                        self.run_inner(&Op::SetCallback {
+                            job: i,
+                            callback2: Some(true),
+                        });
+                    }
+                    if resume {
+                        self.run_inner(&Op::Resume(i));
+                    }
                 }
             }
             Op::AddFiles { job, n } => {
@@ -452,6 +495,18 @@ impl Sut {
             Op::Connected { job, size } => self.transfer_event(job, TransferEvent::Connected { bytes_total: size }),
             Op::Progress { job, bytes } => self.transfer_event(job, TransferEvent::Progress { bytes }),
             Op::FileDone(job) => self.transfer_event(job, TransferEvent::FileDone),
+            Op::Finish(job) => {
+                for _ in 0..8 {
+                    let Some(j) = self.job(job) else { break };
+                    if !self.active.contains_key(&j) {
+                        break;
+                    }
+                    self.transfer_event(job, TransferEvent::Connected { bytes_total: Some(100) });
+                    self.transfer_event(job, TransferEvent::Progress { bytes: 100 });
+                    self.transfer_event(job, TransferEvent::FileDone);
+                    self.drain();
+                }
+            }
             Op::RemoteChanged(job) => self.transfer_event(
                 job,
                 TransferEvent::RemoteChanged {
@@ -488,8 +543,6 @@ impl Sut {
             }
             Op::Advance(ms) => self.advance(ms),
         }
-        self.drain();
-        self.ops.push(op.clone());
     }
 
     /// Every invariant; panics with the seed and the op that broke it.
@@ -690,5 +743,5 @@ prop_state_machine! {
     })]
 
     #[test]
-    fn model_against_the_spec(sequential 1..40 => ModelTest);
+    fn model_against_the_spec(sequential 1..60 => ModelTest);
 }
