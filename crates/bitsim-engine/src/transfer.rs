@@ -37,6 +37,8 @@ pub(crate) enum Input {
 pub(crate) struct Task {
     pub start: TransferStart,
     pub connector: Connector,
+    /// Permits for open connections; a task holds one while it runs.
+    pub connections: std::sync::Arc<tokio::sync::Semaphore>,
     pub tx: UnboundedSender<Input>,
     /// Download: the temporary file.
     pub temp: PathBuf,
@@ -64,6 +66,9 @@ impl Task {
     }
 
     pub(crate) async fn run(self) {
+        let Ok(_permit) = self.connections.clone().acquire_owned().await else {
+            return;
+        };
         let result = match (self.start.job_type, self.start.what) {
             (JobType::Download, TransferWhat::File(_)) => self.download_file().await,
             (_, TransferWhat::Reply) => self.download_reply().await,
@@ -307,6 +312,10 @@ impl Task {
         });
         let mut fragment = FRAGMENT;
         let mut reply_url = None;
+        // Bytes reported as progress so far: a server that rewinds the client (416 or a
+        // smaller BITS-Received-Content-Range) makes it resend bytes already counted
+        // (ref: bits-http §3.6); progress never exceeds the file size.
+        let mut reported = offset;
         let name = std::path::Path::new(&self.start.local_name)
             .file_name()
             .map_or("upload".to_string(), |n| n.to_string_lossy().into_owned());
@@ -359,8 +368,9 @@ impl Task {
                 reply_url = wire::header(&resp.headers, "bits-reply-url").map(str::to_string);
             }
             wire::discard(resp.body).await;
-            if next > offset {
-                self.event(TransferEvent::Progress { bytes: next - offset });
+            if next > reported {
+                self.event(TransferEvent::Progress { bytes: next - reported });
+                reported = next;
             }
             offset = next;
         }

@@ -683,14 +683,17 @@ impl Service {
     }
 
     /// GetReplyProgress: E_NOTIMPL except for upload-reply jobs; BytesTotal is
-    /// BG_SIZE_UNKNOWN until the reply starts (ref: bits-spec §6.3).
+    /// BG_SIZE_UNKNOWN until the reply starts (ref: bits-spec §6.3), i.e. while the
+    /// upload is not done: apps tell an upload failure from a reply failure by it, so a
+    /// reply that fails before its size is known reads 0 (ref: bits-spec §2.2).
     pub fn reply_progress(&self, id: JobId) -> ApiResult<ReplyProgress> {
         let job = self.guard(id, Method::GetReplyProgress)?;
         if job.job_type != JobType::UploadReply {
             return Err(Hresult::E_NOTIMPL);
         }
+        let started = job.reply.upload_done.then_some(0);
         Ok(ReplyProgress {
-            bytes_total: job.reply.bytes_total.unwrap_or(BG_SIZE_UNKNOWN),
+            bytes_total: job.reply.bytes_total.or(started).unwrap_or(BG_SIZE_UNKNOWN),
             bytes_transferred: job.reply.bytes_transferred,
         })
     }

@@ -152,13 +152,30 @@ fn transferring_upload_reply_sent_and_reply_downloaded_goes_transferred() {
     h.finish_file(j);
     assert_eq!(h.state(j), Transferring, "upload done, reply still to come");
     assert_eq!(h.starts(j).last().unwrap().what, TransferWhat::Reply);
-    assert_eq!(h.svc.reply_progress(j).unwrap().bytes_total, BG_SIZE_UNKNOWN);
+    // ref: bits-spec §2.2: BG_SIZE_UNKNOWN would mean "the upload failed"; the reply has
+    // started, its size is not known yet
+    assert_eq!(h.svc.reply_progress(j).unwrap().bytes_total, 0);
     h.ev(j, TransferEvent::Connected { bytes_total: Some(10) });
     h.ev(j, TransferEvent::Progress { bytes: 10 });
     h.ev(j, TransferEvent::FileDone);
     assert_eq!(h.state(j), Transferred);
     assert_eq!(h.svc.reply_progress(j).unwrap().bytes_transferred, 10);
     h.assert_trace(&format!("transfer {j} done reply bytes=10"));
+}
+
+#[test]
+fn upload_reply_reply_progress_tells_upload_failure_from_reply_failure() {
+    // ref: bits-spec §2.2: BytesTotal == BG_SIZE_UNKNOWN means the upload failed
+    let mut h = H::bits();
+    let up = h.connecting(JobType::UploadReply, 1);
+    h.fail_http(up, 404);
+    assert_eq!(h.svc.reply_progress(up).unwrap().bytes_total, BG_SIZE_UNKNOWN);
+    let mut h = H::bits();
+    let reply = h.connecting(JobType::UploadReply, 1);
+    h.finish_file(reply);
+    h.fail_http(reply, 404);
+    assert_eq!(h.state(reply), Error);
+    assert_ne!(h.svc.reply_progress(reply).unwrap().bytes_total, BG_SIZE_UNKNOWN);
 }
 
 #[test]

@@ -165,7 +165,11 @@ impl Runner<'_> {
 
     fn collect<B: Backend>(&mut self, backend: &mut B) {
         let names = self.job_names();
+        // The run's directory differs per run: traces name local files relative to it
+        // (ref: ARCHITECTURE.md "The trace": stable, byte-identical for a seed).
+        let root = backend.local_path("");
         for line in backend.take_trace() {
+            let line = if root.is_empty() { line } else { line.replace(&root, "") };
             self.trace.push(rename_jobs(&line, &names));
         }
     }
