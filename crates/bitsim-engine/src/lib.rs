@@ -41,6 +41,10 @@ pub struct SimConfig {
     pub root: PathBuf,
     /// `None`: an in-memory mock server with `plan` (deterministic lane).
     pub tcp: Option<std::net::SocketAddr>,
+    /// Open HTTP connections at most (a transport limit, like WinHTTP's per-server
+    /// connection cap; jobs beyond it wait in CONNECTING). Bounds memory when
+    /// thousands of foreground jobs start at once.
+    pub max_connections: usize,
 }
 
 impl SimConfig {
@@ -51,6 +55,7 @@ impl SimConfig {
             plan,
             root,
             tcp: None,
+            max_connections: 256,
         }
     }
 }
@@ -67,6 +72,7 @@ pub struct Simulator {
     service: Service,
     server: MockServer,
     connector: Connector,
+    connections: std::sync::Arc<tokio::sync::Semaphore>,
     host: String,
     root: PathBuf,
     start: Instant,
@@ -102,6 +108,7 @@ impl Simulator {
             service: Service::with_profile(config.profile, config.seed),
             server,
             connector,
+            connections: std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
             host,
             root: config.root,
             start: Instant::now(),
@@ -126,6 +133,11 @@ impl Simulator {
     /// The model, for inspection.
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// Registers an administrator (exempt from the job limits, ref: bits-spec §9).
+    pub fn add_admin_user(&mut self, name: &str) -> UserId {
+        self.service.add_admin_user(name)
     }
 
     pub fn server(&self) -> &MockServer {
@@ -175,6 +187,7 @@ impl Simulator {
                 };
                 let task = Task {
                     connector: self.connector.clone(),
+                    connections: self.connections.clone(),
                     tx: self.tx.clone(),
                     temp,
                     last_modified: match start.what {

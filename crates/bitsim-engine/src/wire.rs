@@ -34,6 +34,11 @@ impl Connector {
         let refused = TransferFailure::Network(NetworkFailure::ConnectionRefused);
         let sender = match self {
             Connector::InMemory(server) => {
+                // ref: bits-http §2.4: a refused connection fails the connect itself
+                // (ERROR_WINHTTP_CANNOT_CONNECT), before any request is sent.
+                if server.plan().refuse_connections {
+                    return Err(refused);
+                }
                 let io = TokioIo::new(server.connect_in_memory());
                 let (sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|_| refused)?;
                 tokio::spawn(async move {
@@ -223,6 +228,19 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("content-range", "bytes 10-19/100".parse().unwrap());
         assert_eq!(content_range(&h), Some((10, 19, Some(100))));
+    }
+
+    #[tokio::test]
+    async fn refused_in_memory_connection_is_cannot_connect() {
+        let plan = bitsim_server::Plan {
+            refuse_connections: true,
+            ..Default::default()
+        };
+        let connector = Connector::InMemory(bitsim_server::MockServer::new(plan, 1));
+        assert_eq!(
+            connector.connect().await.err(),
+            Some(TransferFailure::Network(NetworkFailure::ConnectionRefused))
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::reply::{Outcome, RawMode, Reply};
 use crate::util::{make_pattern, Rng};
 
 /// Buffer size of each in-memory pipe direction.
-const DUPLEX_BUF: usize = 256 * 1024;
+const DUPLEX_BUF: usize = 64 * 1024;
 
 /// One request as the server saw it, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
