@@ -242,7 +242,9 @@ impl Service {
             let ch = &job.channels.final_;
             if !disabled && flags.0 & flag.0 != 0 && ch.phase == Phase::Idle && !files_owed {
                 let cmdline = self.profile.supports_cmdline && job.cmdline.is_some();
-                if callback.is_some() && !ch.via_cmdline {
+                // Once the callback failed, the command line handles the event; if the
+                // command line has since been removed, the callback is the only way left.
+                if callback.is_some() && (!ch.via_cmdline || !cmdline) {
                     self.enqueue(owner, id, Channel::Final);
                 } else if cmdline {
                     self.run_cmdline(id);

@@ -529,3 +529,52 @@ fn service_restart_notifies_no_dropped_registration() {
     assert!(h.notifications().is_empty());
     assert_eq!(h.svc.notifications_in_flight(h.user), 0);
 }
+
+#[test]
+fn removing_the_command_line_after_a_fallback_hands_the_event_back_to_the_callback() {
+    use bitsim_model::*;
+    let mut svc = Service::new(Flavor::Bits, 3);
+    let u = svc.add_user("alice");
+    let t0 = Time::ZERO;
+    let j = svc.create_job(t0, u, "x", JobType::Download).unwrap();
+    svc.add_file(t0, j, "http://h/f", "C:\\f").unwrap();
+    svc.set_notify_interface(
+        t0,
+        j,
+        Some(Callback {
+            id: 1,
+            callback2: false,
+        }),
+    )
+    .unwrap();
+    svc.set_notify_cmdline(t0, j, Some("C:\\app.exe"), None).unwrap();
+    svc.resume(t0, j).unwrap();
+    let mut transfer = None;
+    while let Some(e) = svc.poll_effect() {
+        if let Effect::StartTransfer(s) = e {
+            transfer = Some(s.transfer);
+        }
+    }
+    let failure = TransferFailure::Http {
+        status: 404,
+        phase: RequestPhase::Download,
+    };
+    svc.handle_transfer(t0, transfer.unwrap(), TransferEvent::Failed(failure));
+    // JobError to the callback, which fails: the command line takes over and fails too.
+    let mut cmd = None;
+    while let Some(e) = svc.poll_effect() {
+        match e {
+            Effect::Notify(n) => svc.notification_returned(t0, n.id, Hresult::E_FAIL),
+            Effect::RunCommandLine { id, .. } => cmd = Some(id),
+            _ => {}
+        }
+    }
+    svc.command_line_exited(t0, cmd.expect("the command line ran"), 1);
+    svc.set_notify_cmdline(t0, j, None, None).unwrap();
+    // After MinimumRetryDelay the event goes back to the callback.
+    let at = svc.poll_timeout().unwrap();
+    svc.handle_timeout(at);
+    let again = std::iter::from_fn(|| svc.poll_effect())
+        .any(|e| matches!(e, Effect::Notify(n) if n.kind == NotificationKind::JobError));
+    assert!(again, "{}", render(svc.trace()));
+}
