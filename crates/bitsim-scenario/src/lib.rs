@@ -5,6 +5,7 @@
 //! compare a run on the model with a run on real BITS, DO or Wine.
 
 pub mod backend;
+pub mod conformance;
 pub mod format;
 pub mod load;
 pub mod projection;

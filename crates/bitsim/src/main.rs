@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod conform;
 mod diff;
 mod run;
 mod serve;
@@ -31,6 +32,9 @@ enum Command {
         #[arg(long)]
         plan: bool,
     },
+    /// Run scenarios against the real BITS / DO service (Windows, or Wine) and diff
+    /// each against the model.
+    Conform(conform::ConformArgs),
     /// Compare two runs (projection files, or traces).
     Diff(diff::DiffArgs),
     /// Run the mock BITS download/upload server (fault plans) on a TCP port.
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Run(args)) => std::process::exit(run::run(args)),
         Some(Command::Diff(args)) => std::process::exit(diff::run(args)),
+        Some(Command::Conform(args)) => std::process::exit(conform::run(args)),
         Some(Command::Schema { plan }) => {
             let schema = if plan {
                 bitsim_server::Plan::json_schema()

@@ -115,3 +115,26 @@ fn diff_of_a_run_with_itself_matches_and_of_two_flavors_differs() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o).0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[cfg(not(windows))]
+#[test]
+fn conform_off_windows_marks_every_scenario_not_applicable_and_writes_the_matrix() {
+    let report = std::env::temp_dir().join(format!("bitsim-conform-{}.md", std::process::id()));
+    let r = report.to_string_lossy().into_owned();
+    let o = bitsim(&[
+        "conform",
+        "--backend",
+        "bits",
+        "fixtures/scenarios/errors/http-403-on-head.json",
+        "--report",
+        &r,
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("n/a      http-403-on-head [bits]"), "{out}");
+    assert!(out.contains("needs a Windows build"), "{out}");
+    assert_eq!(out.lines().last(), Some("0 passed, 0 failed"));
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("| http-403-on-head | bits | pass | n/a |"), "{md}");
+    let _ = std::fs::remove_file(report);
+}
