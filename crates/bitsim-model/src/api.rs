@@ -104,6 +104,7 @@ impl Service {
             files: Vec::new(),
             notify_flags: NotifyFlags::DEFAULT,
             callback: None,
+            callback_user: user,
             cmdline: None,
             min_retry_delay: self.profile.default_min_retry_delay,
             no_progress_timeout: self.profile.default_no_progress_timeout_for(priority),
@@ -456,7 +457,9 @@ impl Service {
         self.advance(now);
         let result = self.guard(id, Method::SetNotifyInterface).map(|_| ());
         let result = result.map(|_| {
-            self.job_mut(id).callback = callback;
+            let job = self.job_mut(id);
+            job.callback = callback;
+            job.callback_user = job.owner;
             self.touched(id);
         });
         let describe = || match callback {
@@ -464,6 +467,31 @@ impl Service {
             None => "SetNotifyInterface(NULL)".to_string(),
         };
         self.traced(Some(id), describe, result)
+    }
+
+    /// TakeOwnership: `user` becomes the owner. The command line is removed (ref:
+    /// bits-spec §4.4); registered callbacks keep running as the user who registered
+    /// them (§4.2).
+    pub fn take_ownership(&mut self, now: Time, id: JobId, user: UserId) -> ApiResult<()> {
+        self.advance(now);
+        let known = self.users.get(user.0 as usize).is_some();
+        let result = self
+            .guard(id, Method::TakeOwnership)
+            .and_then(|_| known.then_some(()).ok_or(Hresult::E_ACCESSDENIED));
+        let result = result.map(|_| {
+            let old = self.job(id).owner;
+            if old != user {
+                // The live-job count per user moves with the job (ref: bits-spec §9).
+                self.users[old.0 as usize].live_jobs -= 1;
+                self.users[user.0 as usize].live_jobs += 1;
+            }
+            let job = self.job_mut(id);
+            job.owner = user;
+            job.cmdline = None;
+            self.touched(id);
+        });
+        let name = self.user_name(user).to_string();
+        self.traced(Some(id), || format!("TakeOwnership({name})"), result)
     }
 
     /// SetNotifyCmdLine (ref: bits-spec §4.4): program ≤ MAX_PATH, parameters ≤ 4,000
@@ -773,6 +801,7 @@ impl Service {
             SetNoProgressTimeout { job, seconds } => unit(self.set_no_progress_timeout(now, *job, *seconds)),
             SetMaximumDownloadTime { job, seconds } => unit(self.set_maximum_download_time(now, *job, *seconds)),
             SetReplyFileName { job, path } => unit(self.set_reply_file_name(now, *job, path.as_deref())),
+            TakeOwnership { job, user } => unit(self.take_ownership(now, *job, *user)),
             GetState { job } => val(self.state(*job), ApiValue::State),
             GetProgress { job } => val(self.progress(*job), ApiValue::Progress),
             GetFileProgress { job, file } => val(self.file_progress(*job, *file), ApiValue::FileProgress),
@@ -898,6 +927,10 @@ pub enum ApiCall {
     SetReplyFileName {
         job: JobId,
         path: Option<String>,
+    },
+    TakeOwnership {
+        job: JobId,
+        user: UserId,
     },
     GetState {
         job: JobId,

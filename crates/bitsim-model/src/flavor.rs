@@ -261,6 +261,7 @@ impl Profile {
                 Method::SetMaximumDownloadTime,
                 Method::SetNotifyCmdLine,
                 Method::SetReplyFileName,
+                Method::TakeOwnership,
                 Method::GetErrorCount,
                 Method::GetReplyData,
                 Method::GetReplyProgress,

@@ -208,7 +208,8 @@ impl Service {
         let flags = job.notify_flags;
         let disabled = self.profile.honours_disable && flags.0 & NotifyFlags::DISABLE.0 != 0;
         let callback = job.callback;
-        let owner = job.owner;
+        // Callbacks run as the user who registered them (ref: bits-spec §4.2).
+        let owner = job.callback_user;
 
         // FileTransferred, one at a time (ref: bits-spec §4.3 "serialized per job").
         let wants_files = !disabled && flags.0 & NotifyFlags::FILE_TRANSFERRED.0 != 0;
@@ -363,7 +364,7 @@ impl Service {
         let Some((job_id, channel)) = self.deliveries.remove(&id) else {
             return;
         };
-        let owner = self.job(job_id).owner;
+        let owner = self.job(job_id).callback_user;
         let u = &mut self.users[owner.0 as usize];
         u.in_flight = u.in_flight.saturating_sub(1);
         let ch = self.job_mut(job_id).channels.get(channel).clone();

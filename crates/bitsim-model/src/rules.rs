@@ -195,6 +195,7 @@ pub enum Method {
     SetNoProgressTimeout,
     SetMaximumDownloadTime,
     SetReplyFileName,
+    TakeOwnership,
     GetError,
     GetReplyData,
     GetErrorCount,
@@ -266,6 +267,7 @@ pub const METHOD_RULES: &[MethodRule] = &[
     mrow!(SetNoProgressTimeout, Allowed::NonFinal, "bits-spec §1.4, §3.2"),
     mrow!(SetMaximumDownloadTime, Allowed::NonFinal, "bits-spec §3.3"),
     mrow!(SetReplyFileName, Allowed::NonFinal, "bits-spec §1.4, §6.3"),
+    mrow!(TakeOwnership, Allowed::NonFinal, "bits-spec §1.4"),
     // GetError fails with error_information_unavailable, not invalid_state.
     mrow!(
         GetError,

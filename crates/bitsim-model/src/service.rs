@@ -80,6 +80,9 @@ pub(crate) struct Job {
     pub files: Vec<FileEntry>,
     pub notify_flags: NotifyFlags,
     pub callback: Option<Callback>,
+    /// The user callbacks run as: who registered them, even after TakeOwnership
+    /// (ref: bits-spec §4.2). Their slots count against this user's four.
+    pub callback_user: UserId,
     pub cmdline: Option<(String, String)>,
     pub min_retry_delay: Span,
     pub no_progress_timeout: Span,

@@ -578,3 +578,35 @@ fn removing_the_command_line_after_a_fallback_hands_the_event_back_to_the_callba
         .any(|e| matches!(e, Effect::Notify(n) if n.kind == NotificationKind::JobError));
     assert!(again, "{}", render(svc.trace()));
 }
+
+#[test]
+fn take_ownership_moves_the_job_drops_the_command_line_and_keeps_callbacks_with_their_registrant() {
+    use bitsim_model::*;
+    let mut svc = Service::new(Flavor::Bits, 3);
+    let (alice, bob) = (svc.add_user("alice"), svc.add_user("bob"));
+    let t0 = Time::ZERO;
+    let j = svc.create_job(t0, alice, "x", JobType::Download).unwrap();
+    svc.add_file(t0, j, "http://h/f", "C:\\f").unwrap();
+    svc.set_notify_interface(
+        t0,
+        j,
+        Some(Callback {
+            id: 1,
+            callback2: false,
+        }),
+    )
+    .unwrap();
+    svc.set_notify_cmdline(t0, j, Some("C:\\app.exe"), None).unwrap();
+    svc.take_ownership(t0, j, bob).unwrap();
+    assert_eq!(svc.owner(j), Ok(bob));
+    assert_eq!(svc.enum_jobs(alice), vec![]);
+    assert_eq!(svc.enum_jobs(bob), vec![j]);
+    assert_eq!(svc.notify_cmdline(j), Ok(None), "ref: bits-spec §4.4");
+    // The callback still runs as alice: her slot, not bob's (ref: bits-spec §4.2).
+    svc.set_notify_flags(t0, j, 0x8).unwrap(); // JobModification, delivered on the next change
+    svc.set_description(t0, j, "d").unwrap();
+    assert_eq!(svc.notifications_in_flight(alice), 1);
+    assert_eq!(svc.notifications_in_flight(bob), 0);
+    svc.cancel(t0, j).unwrap();
+    assert_eq!(svc.take_ownership(t0, j, alice), Err(Hresult::BG_E_INVALID_STATE));
+}
