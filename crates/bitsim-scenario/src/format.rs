@@ -308,6 +308,13 @@ pub enum Step {
         #[serde(default)]
         expect: Option<Hr>,
     },
+    /// IBackgroundCopyJob::TakeOwnership: `user` becomes the owner.
+    TakeOwnership {
+        job: String,
+        user: String,
+        #[serde(default)]
+        expect: Option<Hr>,
+    },
     /// Let time pass until the job is in one of `states`; fail after `within`.
     Wait {
         job: String,

@@ -131,7 +131,7 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), LoadError> {
                 }
                 jobs.push(job);
             }
-            Logoff { user } | Logon { user } if !s.users.contains(user) => {
+            Logoff { user } | Logon { user } | TakeOwnership { user, .. } if !s.users.contains(user) => {
                 return Err(err(i, "user", format!("unknown user `{user}`")));
             }
             SetNotifyInterface { callback: Some(cb), .. } | ReleaseCallback { callback: cb }
@@ -186,6 +186,7 @@ fn step_job(step: &crate::format::Step) -> Option<&str> {
         | SetNoProgressTimeout { job, .. }
         | SetMaximumDownloadTime { job, .. }
         | SetReplyFileName { job, .. }
+        | TakeOwnership { job, .. }
         | Wait { job, .. }
         | ExpectCmdline { job, .. } => Some(job),
         Expect(e) => Some(&e.job),

@@ -440,6 +440,13 @@ impl Runner<'_> {
                 };
                 self.api(backend, line, "SetReplyFileName", call, expect).await?;
             }
+            TakeOwnership { job, user, expect } => {
+                let call = ApiCall::TakeOwnership {
+                    job: self.job(job),
+                    user: self.user(&Some(user.clone())),
+                };
+                self.api(backend, line, "TakeOwnership", call, expect).await?;
+            }
             Wait {
                 job,
                 state,
