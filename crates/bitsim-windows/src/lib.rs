@@ -10,7 +10,8 @@
 //!   delivery and answers per a [`CallbackPolicy`];
 //! - [`JobGuard`], [`sweep`], [`cancel_live_jobs`]: no job is left behind;
 //! - [`delivery_optimization`]: IDOManager / IDODownload declared by hand,
-//!   with [`DoManager`] / [`DoDownload`] / [`DoStatusRecorder`].
+//!   with [`DoManager`] / [`DoDownload`] / [`DoStatusRecorder`];
+//! - [`conform`]: the entry points of `bitsim conform` on Windows.
 //!
 //! Type-check it on Linux with `scripts/check-windows.sh`; run it under Wine
 //! with `scripts/wine-conformance.sh`.
@@ -19,6 +20,7 @@
 mod bits;
 mod callback;
 mod com;
+pub mod conform;
 pub mod delivery_optimization;
 mod guard;
 mod hr;
