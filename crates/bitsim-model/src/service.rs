@@ -417,7 +417,8 @@ impl Service {
                         context: ErrorContext::GeneralQueueManager,
                         file: None,
                     };
-                    self.fail_job(id, err, Disposition::Fatal, Trigger::MaxDownloadTime, false);
+                    // ref: bits-spec §3.4: TRANSFERRING → ERROR counts as a failed attempt
+                    self.fail_job(id, err, Disposition::Fatal, Trigger::MaxDownloadTime, true);
                 }
             }
             // ref: bits-spec §3.5: the timer restarts on activity, so re-arm lazily.

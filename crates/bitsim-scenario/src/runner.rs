@@ -280,7 +280,9 @@ impl Runner<'_> {
                     user: self.user(user),
                     job: self.job(job),
                 };
-                self.api(backend, line, "GetJob", call, expect).await?;
+                let reply = self.api(backend, line, "GetJob", call, expect).await?;
+                let who = user.as_deref().unwrap_or(&self.loaded.scenario.users[0]).to_string();
+                self.note(backend, format!("check GetJob({job}) as {who} -> {} ok", reply.hresult));
             }
             EnumJobs { user, jobs } => {
                 let reply = backend.call(ApiCall::EnumJobs { user: self.user(user) }).await;
@@ -295,6 +297,8 @@ impl Runner<'_> {
                 if actual != *jobs {
                     return Err(mismatch("EnumJobs", format!("{jobs:?}"), format!("{actual:?}")).into());
                 }
+                let who = user.as_deref().unwrap_or(&self.loaded.scenario.users[0]).to_string();
+                self.note(backend, format!("check EnumJobs as {who} = {actual:?} ok"));
             }
             AddFile {
                 job,
