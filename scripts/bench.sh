@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=${1:-}
 
-cargo build --release -q -p bitsim -p bitsim-engine --example load
+cargo build --release -q -p bitsim
+cargo build --release -q -p bitsim-engine --example load
 bin=target/release/bitsim
 load=target/release/examples/load
 timev() { if [ -x /usr/bin/time ]; then /usr/bin/time -f '%e %M' "$@"; else "$@"; fi; }

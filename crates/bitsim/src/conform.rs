@@ -5,7 +5,7 @@
 use crate::run::load_all;
 use bitsim_model::Flavor;
 use bitsim_scenario::conformance::{compare, report_markdown, ExpectedDifferences, MatrixRow, Outcome};
-use bitsim_scenario::{LoadedScenario, RunReport, Verdict};
+use bitsim_scenario::{LoadedScenario, RunReport};
 use bitsim_server::{MockServer, Plan};
 use std::path::{Path, PathBuf};
 
@@ -268,6 +268,7 @@ mod real {
 #[cfg(not(windows))]
 mod real {
     use super::*;
+    use bitsim_scenario::Verdict;
 
     const WHY: &str = "needs a Windows build of bitsim (run it on Windows, or under Wine: scripts/wine-conformance.sh)";
 
