@@ -198,7 +198,12 @@ impl Simulator {
                     reply_url: self.reply_urls.get(&start.job).cloned(),
                     start: start.clone(),
                 };
-                self.tasks.insert(start.transfer, tokio::spawn(task.run()));
+                let span =
+                    tracing::debug_span!("transfer", job = %start.job, what = %start.what, offset = start.offset);
+                self.tasks.insert(
+                    start.transfer,
+                    tokio::spawn(tracing::Instrument::instrument(task.run(), span)),
+                );
             }
             Effect::AbortTransfer { transfer, .. } => {
                 if let Some(h) = self.tasks.remove(&transfer) {
@@ -227,6 +232,7 @@ impl Simulator {
                     }
                     None => (Hresult::RPC_E_DISCONNECTED, None, false),
                 };
+                tracing::debug!(job = %n.job, kind = %n.kind, attempt = n.attempt, returns = %hr, "notification");
                 self.delivery_index.insert(n.id, self.deliveries.len());
                 self.deliveries.push(Delivery {
                     at: now,
@@ -533,10 +539,16 @@ pub fn run_scenario(
         .start_paused(true)
         .build()?;
     let config = SimConfig::new(flavor, seed, loaded.plan.clone(), root.clone());
-    let report = rt.block_on(async {
-        let mut sim = Simulator::new(config);
-        bitsim_scenario::run(loaded, &mut sim, seed).await
-    });
+    let span = tracing::info_span!("scenario", name = %loaded.name, flavor = %flavor, seed);
+    let report = rt.block_on(tracing::Instrument::instrument(
+        async {
+            let mut sim = Simulator::new(config);
+            let report = bitsim_scenario::run(loaded, &mut sim, seed).await;
+            tracing::info!(verdict = ?report.verdict, covered = %report.covered, "scenario done");
+            report
+        },
+        span,
+    ));
     drop(rt);
     let _ = std::fs::remove_dir_all(&root);
     Ok(report)

@@ -58,6 +58,7 @@ impl Task {
     }
 
     fn line(&self, s: String) {
+        tracing::debug!(target: "bitsim::wire", "{s}");
         let _ = self.tx.send(Input::Line(s));
     }
 
@@ -75,6 +76,7 @@ impl Task {
             (_, TransferWhat::File(_)) => self.upload().await,
         };
         if let Err(f) = result {
+            tracing::debug!(failure = ?f, "transfer failed");
             self.fail(f);
         }
     }
