@@ -41,6 +41,9 @@ pub struct SimConfig {
     pub root: PathBuf,
     /// `None`: an in-memory mock server with `plan` (deterministic lane).
     pub tcp: Option<std::net::SocketAddr>,
+    /// Use this mock server (e.g. the one serving `tcp`) instead of a new one with
+    /// `plan`, so `requests()` and `set_plan` reach the server the transfers use.
+    pub server: Option<MockServer>,
     /// Open HTTP connections at most (a transport limit, like WinHTTP's per-server
     /// connection cap; jobs beyond it wait in CONNECTING). Bounds memory when
     /// thousands of foreground jobs start at once.
@@ -55,6 +58,7 @@ impl SimConfig {
             plan,
             root,
             tcp: None,
+            server: None,
             max_connections: 256,
         }
     }
@@ -97,7 +101,9 @@ pub struct Simulator {
 impl Simulator {
     /// Builds a simulator. Must be called inside a tokio runtime.
     pub fn new(config: SimConfig) -> Simulator {
-        let server = MockServer::new(config.plan, config.seed);
+        let server = config
+            .server
+            .unwrap_or_else(|| MockServer::new(config.plan, config.seed));
         let (connector, host) = match config.tcp {
             Some(addr) => (Connector::Tcp(addr), addr.to_string()),
             None => (Connector::InMemory(server.clone()), SIM_HOST.to_string()),
