@@ -532,6 +532,18 @@ impl BitsJob {
         unsafe { vcall!(job2, SetReplyFileName, w.pcwstr()) }
     }
 
+    /// `IBackgroundCopyJob2::SetReplyFileName(path)`, `None` passing NULL
+    /// (BITS then picks the reply file name).
+    pub fn set_reply_file_name_opt(&self, path: Option<&str>) -> Hr {
+        let Some(job2) = &self.job2 else {
+            return Hr::E_NOINTERFACE;
+        };
+        let w = path.map(Wide::new);
+        let p = w.as_ref().map_or(PCWSTR::null(), Wide::pcwstr);
+        // SAFETY: NULL or a valid null-terminated string that outlives the call.
+        unsafe { vcall!(job2, SetReplyFileName, p) }
+    }
+
     /// `IBackgroundCopyJob3` is queried for completeness (AddFileWithRanges
     /// etc. are not used by the scenarios yet).
     pub fn has_job3(&self) -> bool {

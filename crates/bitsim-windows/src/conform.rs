@@ -2,44 +2,257 @@
 //! `crates/bitsim/src/conform.rs` runs each scenario on the model and here,
 //! then compares the projections.
 //!
-//! Status: the `bitsim_scenario::Backend` implementation over the COM layer
-//! is the next step of issue 5. Until it lands, every scenario is reported as
-//! not applicable (never as a pass), and `sweep_leftovers` is real.
+//! A run replays the scenario with [`bitsim_scenario::run`] on a
+//! [`WindowsBackend`], on a current-thread tokio runtime with the real clock,
+//! in this thread's COM apartment (MTA). Steps a real machine cannot perform
+//! make the scenario not applicable (checked before the run where the
+//! scenario says so up front, so no real time is spent on it). A watchdog
+//! cancels the run's jobs and ends the process if a run hangs far past the
+//! time its steps allow; Ctrl-C cancels them too.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use bitsim_model::{Flavor, Time};
-use bitsim_scenario::{LoadedScenario, Projection, RunReport, Verdict};
+use bitsim_scenario::{Failure, LoadedScenario, Projection, RunReport, Step, Verdict};
+use bitsim_server::MockServer;
 
+use crate::backend::{ServerControl, WindowsBackend};
 use crate::bits::BitsManager;
 use crate::com::ComApartment;
 use crate::delivery_optimization::DoManager;
-use crate::guard::sweep;
+use crate::guard::{cancel_live_jobs, sweep};
 
-const NOT_YET: &str = "the real-service backend (bitsim-windows Backend over BITS/DO) is not implemented yet";
+/// Grace on top of the time a scenario's waits and advances allow.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
+
+/// Why the DO flavor is not run.
+pub const DO_NOT_IMPLEMENTED: &str = "the Delivery Optimization backend (IDOManager) is not implemented yet \
+     (the BITS backend is; DO needs Windows 10 1809+ and is absent under Wine)";
 
 /// Runs `l` under `flavor` against the real service, with the mock server at
 /// `base_url` and local files under `scratch`; `label` names the system in
-/// the report (e.g. `bits`, `wine-qmgr`).
+/// the report (e.g. `bits`, `wine-qmgr`). A mid-run plan switch goes through
+/// `PUT {base_url}/_bitsim/plan`; prefer [`run_scenario_with_server`] when
+/// the server runs in this process.
 pub fn run_scenario(
     l: &LoadedScenario,
     flavor: Flavor,
     seed: u64,
-    _base_url: &str,
-    _scratch: &Path,
+    base_url: &str,
+    scratch: &Path,
     label: &str,
 ) -> RunReport {
+    run_with(l, flavor, seed, base_url, ServerControl::Http, scratch, label)
+}
+
+/// [`run_scenario`] with the in-process mock server: plan switches and the
+/// request log go to it directly (they also work while its plan refuses
+/// connections).
+pub fn run_scenario_with_server(
+    l: &LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    server: &MockServer,
+    base_url: &str,
+    scratch: &Path,
+    label: &str,
+) -> RunReport {
+    run_with(
+        l,
+        flavor,
+        seed,
+        base_url,
+        ServerControl::InProcess(server.clone()),
+        scratch,
+        label,
+    )
+}
+
+fn report(l: &LoadedScenario, flavor: Flavor, seed: u64, label: &str, verdict: Verdict) -> RunReport {
     RunReport {
         name: l.name.clone(),
         file: l.path.display().to_string(),
         flavor,
         backend: label.to_string(),
         seed,
-        verdict: Verdict::NotApplicable(NOT_YET.into()),
+        verdict,
         trace: Vec::new(),
         projection: Projection::new(&l.name, flavor),
         covered: Time::ZERO,
     }
+}
+
+/// A failed run that is not the service's answer (COM or BITS unreachable):
+/// reported as a failure so it shows up as a difference, never as a pass.
+fn setup_failure(l: &LoadedScenario, flavor: Flavor, seed: u64, label: &str, what: String) -> RunReport {
+    let mut r = report(
+        l,
+        flavor,
+        seed,
+        label,
+        Verdict::Failed(Failure {
+            file: l.path.display().to_string(),
+            line: 0,
+            step: 0,
+            what: "setting up the real service".into(),
+            expected: "a working BITS service".into(),
+            actual: what.clone(),
+        }),
+    );
+    r.trace
+        .push(format!("{:>12}  setup failed: {what}", Time::ZERO.to_string()));
+    r
+}
+
+/// Why a scenario cannot run against a real service, if it says so up front.
+pub fn not_applicable_reason(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
+    if flavor == Flavor::DeliveryOptimization {
+        return Some(DO_NOT_IMPLEMENTED.into());
+    }
+    if l.scenario.users.len() > 1 {
+        return Some("a second user needs another interactive logon session on the machine".into());
+    }
+    for entry in &l.scenario.steps {
+        if entry.only.is_some_and(|f| f != flavor) {
+            continue;
+        }
+        let why = match &entry.step {
+            Step::NetworkLost {} | Step::NetworkRestored {} => {
+                "losing / restoring the network is not scripted on a real machine"
+            }
+            Step::Logoff { .. } | Step::Logon { .. } => "logging a user off / on is not scripted on a real machine",
+            Step::ServiceRestart {} => "restarting the BITS service is not scripted on a real machine",
+            Step::TakeOwnership { .. } => "TakeOwnership needs a second user",
+            Step::SetNotifyCmdline { program: Some(_), .. } | Step::ExpectCmdline { .. } => {
+                "a notify command line would start a real program (exit codes cannot be scripted)"
+            }
+            _ => continue,
+        };
+        return Some(why.into());
+    }
+    None
+}
+
+/// The real time a scenario's steps allow (waits and advances), plus slack.
+fn time_budget(l: &LoadedScenario) -> Duration {
+    let ms: u64 = l
+        .scenario
+        .steps
+        .iter()
+        .map(|e| match &e.step {
+            Step::Wait { within, .. } => within.0 .0,
+            Step::Advance { by } => by.0 .0,
+            _ => 0,
+        })
+        .sum();
+    Duration::from_millis(ms) + WATCHDOG_SLACK
+}
+
+/// Cancels this process's guarded jobs from another thread.
+fn cancel_everything() -> usize {
+    let Ok(_apartment) = ComApartment::init_mta() else {
+        return 0;
+    };
+    match BitsManager::connect() {
+        Ok(m) => cancel_live_jobs(&m).len(),
+        Err(_) => 0,
+    }
+}
+
+/// Ends the process if the run is still going `budget` after it started
+/// (after cancelling its jobs). Dropping the sender stops it.
+fn watchdog(name: String, budget: Duration) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let _ = std::thread::Builder::new()
+        .name("bitsim-watchdog".into())
+        .spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(budget) {
+                let n = cancel_everything();
+                eprintln!(
+                    "error: {name}: the real run is still going after {} s (hung COM call?); cancelled {n} job(s)",
+                    budget.as_secs()
+                );
+                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(30)) {
+                    eprintln!("error: {name}: still hung 30 s after cancelling; exiting");
+                    std::process::exit(3);
+                }
+            }
+        });
+    tx
+}
+
+/// Ctrl-C / Ctrl-Break / console close: cancel the guarded jobs, then let
+/// the default handler end the process.
+fn install_ctrl_handler() {
+    use std::sync::Once;
+    use windows::Win32::System::Console::SetConsoleCtrlHandler;
+    use windows_core::BOOL;
+
+    unsafe extern "system" fn handler(_ctrl_type: u32) -> BOOL {
+        let n = cancel_everything();
+        eprintln!("interrupted: cancelled {n} job(s)");
+        BOOL(0)
+    }
+
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain extern "system" function that lives for
+        // the whole process.
+        let _ = unsafe { SetConsoleCtrlHandler(Some(handler), true) };
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with(
+    l: &LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    base_url: &str,
+    control: ServerControl,
+    scratch: &Path,
+    label: &str,
+) -> RunReport {
+    if let Some(why) = not_applicable_reason(l, flavor) {
+        return report(l, flavor, seed, label, Verdict::NotApplicable(why));
+    }
+    install_ctrl_handler();
+    let _apartment = match ComApartment::init_mta() {
+        Ok(a) => a,
+        Err(hr) => return setup_failure(l, flavor, seed, label, format!("CoInitializeEx(MTA) failed: {hr}")),
+    };
+    let manager = match BitsManager::connect() {
+        Ok(m) => m,
+        Err(hr) => return setup_failure(l, flavor, seed, label, format!("connecting to BITS failed: {hr}")),
+    };
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let root: PathBuf = scratch.join(format!("real-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        return setup_failure(l, flavor, seed, label, format!("cannot create {}: {e}", root.display()));
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => return setup_failure(l, flavor, seed, label, format!("tokio runtime: {e}")),
+    };
+    let stop_watchdog = watchdog(l.name.clone(), time_budget(l));
+    let mut backend = WindowsBackend::new(label, flavor, manager, base_url, control, root.clone());
+    let mut report = rt.block_on(bitsim_scenario::run(l, &mut backend, seed));
+    if let Some(why) = backend.not_applicable() {
+        report.verdict = Verdict::NotApplicable(why.to_string());
+    }
+    // Cancel whatever is not final, and stop the callbacks blocking.
+    backend.finish();
+    let mut tail = bitsim_scenario::Backend::take_trace(&mut backend);
+    report.trace.append(&mut tail);
+    drop(backend);
+    drop(stop_watchdog);
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&root);
+    report
 }
 
 /// Cancels the current user's BITS jobs and aborts the DO downloads whose

@@ -11,12 +11,15 @@
 //! - [`JobGuard`], [`sweep`], [`cancel_live_jobs`]: no job is left behind;
 //! - [`delivery_optimization`]: IDOManager / IDODownload declared by hand,
 //!   with [`DoManager`] / [`DoDownload`] / [`DoStatusRecorder`];
+//! - [`WindowsBackend`]: `bitsim_scenario::Backend` over BITS, so the
+//!   scenario runner replays a scenario against the real service;
 //! - [`conform`]: the entry points of `bitsim conform` on Windows.
 //!
 //! Type-check it on Linux with `scripts/check-windows.sh`; run it under Wine
 //! with `scripts/wine-conformance.sh`.
 #![cfg(windows)]
 
+mod backend;
 mod bits;
 mod callback;
 mod com;
@@ -27,6 +30,7 @@ mod hr;
 mod model;
 mod types;
 
+pub use backend::{confined_path, file_bytes, safe_display_name, ServerControl, WindowsBackend};
 pub use bits::{prefixed_display_name, BitsJob, BitsManager, DISPLAY_NAME_PREFIX};
 pub use callback::{CallbackPolicy, CallbackRecorder, Delivery, DeliveryKind};
 pub use com::ComApartment;

@@ -175,7 +175,7 @@ fn conform_one(
     }
     server.server.set_plan(l.plan.clone());
     server.server.clear_log();
-    let real = real::run(l, flavor, seed, &server.base_url, scratch, label);
+    let real = real::run(l, flavor, seed, server, scratch, label);
     let traces = write_traces(&args.out, &model, &real, label).ok();
     (compare(&model, &real, expected), traces)
 }
@@ -203,6 +203,8 @@ fn write_traces(out: &Path, model: &RunReport, real: &RunReport, label: &str) ->
 /// service to download from.
 struct LoopbackServer {
     server: MockServer,
+    /// Read by the Windows build (the real service downloads from it).
+    #[cfg_attr(not(windows), allow(dead_code))]
     base_url: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -249,11 +251,19 @@ mod real {
         l: &LoadedScenario,
         flavor: Flavor,
         seed: u64,
-        base_url: &str,
+        server: &LoopbackServer,
         scratch: &Path,
         label: &str,
     ) -> RunReport {
-        bitsim_windows::conform::run_scenario(l, flavor, seed, base_url, scratch, label)
+        bitsim_windows::conform::run_scenario_with_server(
+            l,
+            flavor,
+            seed,
+            &server.server,
+            &server.base_url,
+            scratch,
+            label,
+        )
     }
 
     pub fn sweep() -> Result<usize, String> {
@@ -276,7 +286,7 @@ mod real {
         Some(WHY.into())
     }
 
-    pub fn run(l: &LoadedScenario, flavor: Flavor, seed: u64, _: &str, _: &Path, label: &str) -> RunReport {
+    pub fn run(l: &LoadedScenario, flavor: Flavor, seed: u64, _: &LoopbackServer, _: &Path, label: &str) -> RunReport {
         RunReport {
             name: l.name.clone(),
             file: l.path.display().to_string(),
