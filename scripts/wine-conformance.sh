@@ -14,11 +14,19 @@
 #    runs the probe (crates/bitsim-windows/examples/probe.rs) under Wine: the
 #    downloaded file must be byte-identical and JobTransferred must arrive;
 #    bitsim-windows' unit tests also run under Wine;
-# 5. cleans up on every exit path: the HTTP server, `wineserver -k`, and the
+# 5. runs `bitsim.exe conform --backend bits --label wine-qmgr` on the corpus
+#    (fixtures/scenarios) under Wine: bitsim.exe starts its own mock server on
+#    127.0.0.1 inside the Wine process, replays every scenario whose model run
+#    fits in BITSIM_WINE_MAX_SECONDS (default 35) of real time against Wine's
+#    qmgr, and compares each with the model; the known, explained deviations
+#    are in fixtures/conformance/wine-qmgr.json, and only unexpected
+#    differences fail. The matrix is written to docs/conformance/wine-qmgr.md
+#    (links relative to it), traces to target/wine-conformance/traces/;
+# 6. cleans up on every exit path: the HTTP server, `wineserver -k`, and the
 #    temporary directory with the prefix.
 #
 # Recipe and the known deviations of Wine's BITS: ../shared/reference/wine.md.
-# Later this runs `bitsim conform --backend bits` on the corpus (issue 5).
+# BITSIM_WINE_CONFORM=0 skips step 5 (probe and unit tests only).
 #
 # Output: target/wine-conformance/ (probe log, summary); exit 0 iff all passed.
 set -euo pipefail
@@ -76,6 +84,16 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "bitsim_windows":
         print(m["executable"])')"
 [[ -f "$TEST_EXE" ]] || { echo "wine-conformance: the unit-test exe was not built" >&2; exit 1; }
+RUN_CONFORM="${BITSIM_WINE_CONFORM:-1}"
+MAX_SECONDS="${BITSIM_WINE_MAX_SECONDS:-35}"
+if [[ "$RUN_CONFORM" != 0 ]]; then
+  # Debug: cold it builds faster than release here (deps get opt-level 1, see
+  # Cargo.toml), and it shares the probe's and the unit tests' artefacts.
+  echo "== cross-build bitsim.exe for $WIN_TARGET" >&2
+  win_cargo build -p bitsim --bin bitsim
+  BITSIM_EXE="$CARGO_TARGET_DIR/$WIN_TARGET/debug/bitsim.exe"
+  [[ -f "$BITSIM_EXE" ]] || { echo "wine-conformance: $BITSIM_EXE was not built" >&2; exit 1; }
+fi
 phase build
 
 # ---- 3. fresh prefix, cleaned up on any exit --------------------------------------
@@ -186,6 +204,32 @@ tr -d '\r' <"$WORK/unit.out" >"$OUT/unit-tests.out"
 grep -E '^test result' "$OUT/unit-tests.out" || tail -n 20 "$OUT/unit-tests.out"
 phase unit-tests
 
+conform_rc=0
+if [[ "$RUN_CONFORM" != 0 ]]; then
+  # Relative paths: wine starts bitsim.exe in the repo (Z:\...), so the
+  # report's trace links come out relative to docs/conformance/.
+  REPORT=docs/conformance/wine-qmgr.md
+  EXPECTED=fixtures/conformance/wine-qmgr.json
+  TRACES=target/wine-conformance/traces
+  rm -rf "${ROOT:?}/$TRACES"
+  mkdir -p "$ROOT/docs/conformance"
+  echo "== wine bitsim.exe conform --backend bits --label wine-qmgr --max-seconds $MAX_SECONDS fixtures/scenarios" >&2
+  set +e
+  (cd "$ROOT" && timeout "${BITSIM_WINE_CONFORM_TIMEOUT:-1800}" wine "$BITSIM_EXE" conform --backend bits \
+    --label wine-qmgr --expected "$EXPECTED" --report "$REPORT" --out "$TRACES" \
+    --max-seconds "$MAX_SECONDS" --sweep fixtures/scenarios) >"$WORK/conform.out" 2>"$WORK/conform.err"
+  conform_rc=$?
+  set -e
+  tr -d '\r' <"$WORK/conform.out" >"$OUT/conform.out"
+  tr -d '\r' <"$WORK/conform.err" >"$OUT/conform.err"
+  grep -Ev '^(match|known|n/a|differs) ' "$OUT/conform.out" | grep -E '^[0-9]+ ' || true
+  grep -E '^differs ' -A 12 "$OUT/conform.out" | head -n 200 || true
+  n_scenarios="$(find "$ROOT/fixtures/scenarios" -name '*.json' | wc -l)"
+  n_rows="$(grep -c '^| [a-zA-Z]' "$ROOT/$REPORT" 2>/dev/null || echo 0)"
+  n_compared="$(grep -cE '^(match|known|differs) ' "$OUT/conform.out" || true)"
+  phase conform
+fi
+
 result="$(grep '^RESULT ' "$OUT/probe.out" | tail -n1 || true)"
 echo "== checks"
 check "bitsim-windows unit tests pass under Wine (rc=$unit_rc)" test "$unit_rc" -eq 0
@@ -196,6 +240,13 @@ check "JobTransferred callback delivered" grep -Eq 'callbacks=([A-Za-z]+,)*JobTr
 check "downloaded file is byte-identical" cmp -s "$WINEPREFIX/drive_c/bitsim-probe.bin" "$WORK/www/probe.bin"
 if [[ "$SERVER_KIND" == python ]]; then
   check "server saw the GET" grep -q '"GET /probe.bin HTTP/1.1" 200' "$WORK/http.log"
+fi
+
+if [[ "$RUN_CONFORM" != 0 ]]; then
+  check "conform: no unexpected differences under Wine (rc=$conform_rc)" test "$conform_rc" -eq 0
+  # The header row counts too: scenarios + 1.
+  check "conform: the report lists every scenario ($((n_rows - 1))/$n_scenarios)" test "$((n_rows - 1))" -eq "$n_scenarios"
+  check "conform: scenarios were really compared against Wine ($n_compared)" test "${n_compared:-0}" -gt 0
 fi
 
 phase checks

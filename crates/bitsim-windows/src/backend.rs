@@ -35,6 +35,8 @@ use crate::types::{ErrorContext, JobGuid, JobPriority, JobState, JobTimes, JobTy
 
 /// How often `advance_until` looks at the service.
 const POLL: Duration = Duration::from_millis(50);
+/// How long cleanup lets a transfer finish where it cannot suspend it.
+const QUIESCE: Duration = Duration::from_secs(20);
 /// BITS' display-name limit (bits-spec §1.2): the prefix must not change
 /// whether a name is accepted.
 const DISPLAY_NAME_MAX: usize = 256;
@@ -120,11 +122,31 @@ impl WindowsBackend {
 
     /// End of run: blocked callbacks return, every job that is not final is
     /// cancelled (JobGuard), and the recorders stop blocking.
+    ///
+    /// A job still moving bytes is suspended first, or, where Suspend is not
+    /// implemented (Wine), allowed up to [`QUIESCE`] to finish: Wine 8's qmgr
+    /// can die some seconds after a Cancel in the middle of a transfer, which
+    /// would break the following scenarios.
     pub fn finish(&mut self) {
         for (_, r) in &self.callbacks {
             r.shut_down();
         }
-        for (id, slot) in std::mem::take(&mut self.jobs) {
+        let busy = |s: Option<JobState>| matches!(s, Some(JobState::Connecting | JobState::Transferring));
+        let jobs = std::mem::take(&mut self.jobs);
+        let (moving, idle): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .partition(|(_, slot)| busy(slot.guard.get_state().ok().ok()));
+        for (id, slot) in idle.into_iter().chain(moving) {
+            if busy(slot.guard.get_state().ok().ok()) {
+                let hr = slot.guard.suspend();
+                self.line(format!("cleanup: Suspend({id}) -> {}", Hresult::from(hr)));
+                if hr.is_failure() {
+                    let until = Instant::now() + QUIESCE;
+                    while Instant::now() < until && busy(slot.guard.get_state().ok().ok()) {
+                        std::thread::sleep(POLL);
+                    }
+                }
+            }
             let hr = slot.guard.cancel_unless_final();
             if let Some(hr) = hr {
                 self.line(format!("cleanup: Cancel({id}) -> {}", Hresult::from(hr)));

@@ -24,6 +24,7 @@ use crate::bits::BitsManager;
 use crate::com::ComApartment;
 use crate::delivery_optimization::DoManager;
 use crate::guard::{cancel_live_jobs, sweep};
+use crate::hr::Hr;
 
 /// Grace on top of the time a scenario's waits and advances allow.
 const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
@@ -151,6 +152,34 @@ fn time_budget(l: &LoadedScenario) -> Duration {
     Duration::from_millis(ms) + WATCHDOG_SLACK
 }
 
+/// RPC_S_SERVER_UNAVAILABLE: the service's process is gone.
+const RPC_S_SERVER_UNAVAILABLE: Hr = Hr(0x8007_06BA);
+
+/// Connects to BITS. If the service's process has died (Wine's qmgr can, see
+/// [`WindowsBackend::finish`]), starts it again with `net start BITS` (Wine
+/// does not restart a crashed service on activation) and retries, so one
+/// crash does not fail every scenario after it.
+fn connect_bits() -> Result<BitsManager, String> {
+    let mut last = Hr::S_OK;
+    for attempt in 0..3 {
+        match BitsManager::connect() {
+            Ok(m) => return Ok(m),
+            Err(hr) if hr == RPC_S_SERVER_UNAVAILABLE && attempt < 2 => {
+                last = hr;
+                eprintln!("warning: the BITS service is not answering ({hr}); starting it again (net start BITS)");
+                let _ = std::process::Command::new("net")
+                    .args(["start", "BITS"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(hr) => return Err(format!("connecting to BITS failed: {hr}")),
+        }
+    }
+    Err(format!("connecting to BITS failed: {last}"))
+}
+
 /// Cancels this process's guarded jobs from another thread.
 fn cancel_everything() -> usize {
     let Ok(_apartment) = ComApartment::init_mta() else {
@@ -223,9 +252,9 @@ fn run_with(
         Ok(a) => a,
         Err(hr) => return setup_failure(l, flavor, seed, label, format!("CoInitializeEx(MTA) failed: {hr}")),
     };
-    let manager = match BitsManager::connect() {
+    let manager = match connect_bits() {
         Ok(m) => m,
-        Err(hr) => return setup_failure(l, flavor, seed, label, format!("connecting to BITS failed: {hr}")),
+        Err(e) => return setup_failure(l, flavor, seed, label, e),
     };
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let n = RUNS.fetch_add(1, Ordering::Relaxed);

@@ -104,8 +104,8 @@ pub fn run(args: ConformArgs) -> i32 {
             scenario: l.name.clone(),
             flavor: flavor.to_string(),
             outcome,
-            model_trace: traces.as_ref().map(|t| t.0.clone()),
-            real_trace: traces.map(|t| t.1),
+            model_trace: traces.as_ref().map(|t| link(&args.out, args.report.as_deref(), &t.0)),
+            real_trace: traces.map(|t| link(&args.out, args.report.as_deref(), &t.1)),
         });
     }
     if let Some(path) = &args.report {
@@ -178,6 +178,28 @@ fn conform_one(
     let real = real::run(l, flavor, seed, server, scratch, label);
     let traces = write_traces(&args.out, &model, &real, label).ok();
     (compare(&model, &real, expected), traces)
+}
+
+/// A trace's link as the report shows it: `rel` (relative to `out`) made
+/// relative to the report's directory, with `/` separators, so the Markdown
+/// links work wherever the tree is checked out.
+fn link(out: &Path, report: Option<&Path>, rel: &str) -> String {
+    let target = out.join(rel);
+    let from = report.and_then(Path::parent).unwrap_or(Path::new(""));
+    let parts = |p: &Path| -> Vec<String> {
+        p.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect()
+    };
+    let (t, f) = (parts(&target), parts(from));
+    if target.is_absolute() != from.is_absolute() && !from.as_os_str().is_empty() {
+        return target.to_string_lossy().replace('\\', "/");
+    }
+    let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<String> = vec!["..".to_string(); f.len() - common];
+    out.extend(t[common..].iter().cloned());
+    out.join("/")
 }
 
 /// Writes both runs' traces and projections; returns the trace paths relative to `out`.
@@ -302,5 +324,26 @@ mod real {
 
     pub fn sweep() -> Result<usize, String> {
         Err("sweeping needs Windows".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link;
+    use std::path::Path;
+
+    #[test]
+    fn trace_links_are_relative_to_the_report() {
+        let out = Path::new("target/wine-conformance/traces");
+        let report = Path::new("docs/conformance/wine-qmgr.md");
+        assert_eq!(
+            link(out, Some(report), "api/x.bits.model.trace"),
+            "../../target/wine-conformance/traces/api/x.bits.model.trace"
+        );
+        assert_eq!(link(out, None, "a.trace"), "target/wine-conformance/traces/a.trace");
+        assert_eq!(
+            link(Path::new("r/t"), Some(Path::new("r/m.md")), "a.trace"),
+            "t/a.trace"
+        );
     }
 }
