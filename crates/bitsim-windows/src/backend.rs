@@ -438,7 +438,7 @@ pub fn file_bytes(size: u64) -> Vec<u8> {
 }
 
 /// A minimal HTTP/1.1 request to the loopback mock server's control path.
-fn http_request(base_url: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+pub(crate) fn http_request(base_url: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let authority = base_url
         .strip_prefix("http://")

@@ -23,15 +23,16 @@ use crate::backend::{ServerControl, WindowsBackend};
 use crate::bits::BitsManager;
 use crate::com::ComApartment;
 use crate::delivery_optimization::DoManager;
+use crate::do_backend::DoBackend;
 use crate::guard::{cancel_live_jobs, sweep};
 use crate::hr::Hr;
 
 /// Grace on top of the time a scenario's waits and advances allow.
 const WATCHDOG_SLACK: Duration = Duration::from_secs(60);
 
-/// Why the DO flavor is not run.
-pub const DO_NOT_IMPLEMENTED: &str = "the Delivery Optimization backend (IDOManager) is not implemented yet \
-     (the BITS backend is; DO needs Windows 10 1809+ and is absent under Wine)";
+/// Why the DO flavor is not run where DO does not exist.
+pub const DO_UNAVAILABLE: &str = "Delivery Optimization (IDOManager) is not available on this machine \
+     (it needs Windows 10 1809+ and is absent under Wine)";
 
 /// Runs `l` under `flavor` against the real service, with the mock server at
 /// `base_url` and local files under `scratch`; `label` names the system in
@@ -111,7 +112,7 @@ fn setup_failure(l: &LoadedScenario, flavor: Flavor, seed: u64, label: &str, wha
 /// Why a scenario cannot run against a real service, if it says so up front.
 pub fn not_applicable_reason(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
     if flavor == Flavor::DeliveryOptimization {
-        return Some(DO_NOT_IMPLEMENTED.into());
+        return crate::do_backend::not_applicable_reason(l);
     }
     if l.scenario.users.len() > 1 {
         return Some("a second user needs another interactive logon session on the machine".into());
@@ -185,10 +186,15 @@ fn cancel_everything() -> usize {
     let Ok(_apartment) = ComApartment::init_mta() else {
         return 0;
     };
-    match BitsManager::connect() {
+    let bits = match BitsManager::connect() {
         Ok(m) => cancel_live_jobs(&m).len(),
         Err(_) => 0,
-    }
+    };
+    let dosvc = DoManager::connect()
+        .ok()
+        .and_then(|m| m.sweep().ok())
+        .map_or(0, |v| v.len());
+    bits + dosvc
 }
 
 /// Ends the process if the run is still going `budget` after it started
@@ -252,6 +258,9 @@ fn run_with(
         Ok(a) => a,
         Err(hr) => return setup_failure(l, flavor, seed, label, format!("CoInitializeEx(MTA) failed: {hr}")),
     };
+    if flavor == Flavor::DeliveryOptimization {
+        return run_do(l, seed, base_url, control, scratch, label);
+    }
     let manager = match connect_bits() {
         Ok(m) => m,
         Err(e) => return setup_failure(l, flavor, seed, label, e),
@@ -274,6 +283,68 @@ fn run_with(
         report.verdict = Verdict::NotApplicable(why.to_string());
     }
     // Cancel whatever is not final, and stop the callbacks blocking.
+    backend.finish();
+    let mut tail = bitsim_scenario::Backend::take_trace(&mut backend);
+    report.trace.append(&mut tail);
+    drop(backend);
+    drop(stop_watchdog);
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&root);
+    report
+}
+
+/// [`run_with`] for Delivery Optimization: the scenario over [`DoBackend`]
+/// (COM is initialised by the caller). Where DO is not registered
+/// (REGDB_E_CLASSNOTREG: before Windows 10 1809, under Wine) the scenario
+/// is not applicable; any other connection failure is a setup failure.
+fn run_do(
+    l: &LoadedScenario,
+    seed: u64,
+    base_url: &str,
+    control: ServerControl,
+    scratch: &Path,
+    label: &str,
+) -> RunReport {
+    let flavor = Flavor::DeliveryOptimization;
+    let manager = match DoManager::connect() {
+        Ok(m) => m,
+        Err(hr) if hr == Hr::REGDB_E_CLASSNOTREG => {
+            return report(
+                l,
+                flavor,
+                seed,
+                label,
+                Verdict::NotApplicable(format!("{DO_UNAVAILABLE} ({hr})")),
+            )
+        }
+        Err(hr) => {
+            return setup_failure(
+                l,
+                flavor,
+                seed,
+                label,
+                format!("connecting to Delivery Optimization failed: {hr}"),
+            )
+        }
+    };
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let root: PathBuf = scratch.join(format!("real-do-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        return setup_failure(l, flavor, seed, label, format!("cannot create {}: {e}", root.display()));
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => return setup_failure(l, flavor, seed, label, format!("tokio runtime: {e}")),
+    };
+    let stop_watchdog = watchdog(l.name.clone(), time_budget(l));
+    let mut backend = DoBackend::new(label, manager, base_url, control, root.clone());
+    let mut report = rt.block_on(bitsim_scenario::run(l, &mut backend, seed));
+    if let Some(why) = backend.not_applicable() {
+        report.verdict = Verdict::NotApplicable(why.to_string());
+    }
+    // Abort whatever is not final.
     backend.finish();
     let mut tail = bitsim_scenario::Backend::take_trace(&mut backend);
     report.trace.append(&mut tail);
