@@ -51,6 +51,54 @@ pub enum ServerControl {
     Http,
 }
 
+impl ServerControl {
+    /// Replaces the mock server's plan; returns the trace line to record.
+    pub(crate) fn set_plan(&self, base_url: &str, plan: Plan) -> Result<String, NotApplicable> {
+        match self {
+            ServerControl::InProcess(server) => {
+                server.set_plan(plan);
+                Ok("server plan replaced".into())
+            }
+            ServerControl::Http => {
+                let fail = |e: String| NotApplicable(format!("cannot switch the server's plan: {e}"));
+                let body = serde_json::to_string(&plan).map_err(|e| fail(e.to_string()))?;
+                let (status, text) = http_request(base_url, "PUT", "/_bitsim/plan", &body).map_err(fail)?;
+                if status != 200 {
+                    return Err(fail(format!("PUT /_bitsim/plan: {status} {}", text.trim())));
+                }
+                Ok("server plan replaced (PUT /_bitsim/plan)".into())
+            }
+        }
+    }
+
+    /// The mock server's request log.
+    pub(crate) fn log(&self, base_url: &str) -> Result<Vec<RequestLogEntry>, NotApplicable> {
+        match self {
+            ServerControl::InProcess(server) => Ok(server.log()),
+            ServerControl::Http => {
+                let (status, body) = http_request(base_url, "GET", "/_bitsim/log", "")
+                    .map_err(|e| NotApplicable(format!("cannot read the server's log: {e}")))?;
+                if status != 200 {
+                    return Err(NotApplicable(format!("GET /_bitsim/log: {status}")));
+                }
+                serde_json::from_str(&body).map_err(|e| NotApplicable(format!("GET /_bitsim/log: {e}")))
+            }
+        }
+    }
+}
+
+/// Environment events cannot be scripted on a real machine.
+pub(crate) fn env_not_scripted(event: &EnvEvent, service: &str) -> NotApplicable {
+    let what = match event {
+        EnvEvent::NetworkLost => "losing the network".to_string(),
+        EnvEvent::NetworkRestored => "restoring the network".to_string(),
+        EnvEvent::LogOff(_) => "logging a user off".to_string(),
+        EnvEvent::LogOn(_) => "logging a user on".to_string(),
+        EnvEvent::ServiceRestart => format!("restarting the {service} service"),
+    };
+    NotApplicable(format!("{what} is not scripted on a real machine"))
+}
+
 struct JobSlot {
     guard: JobGuard,
     /// Local names as added, in order (file index = position).
@@ -368,16 +416,6 @@ impl WindowsBackend {
                 }
             }
             _ => ApiReply::err(hresult),
-        }
-    }
-
-    fn set_plan_http(&self, plan: &Plan) -> Result<(), String> {
-        let body = serde_json::to_string(plan).map_err(|e| e.to_string())?;
-        let (status, text) = http_request(&self.base_url, "PUT", "/_bitsim/plan", &body)?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(format!("PUT /_bitsim/plan: {status} {}", text.trim()))
         }
     }
 }
@@ -734,31 +772,13 @@ impl Backend for WindowsBackend {
     }
 
     async fn env(&mut self, event: EnvEvent) -> Result<(), NotApplicable> {
-        let what = match event {
-            EnvEvent::NetworkLost => "losing the network",
-            EnvEvent::NetworkRestored => "restoring the network",
-            EnvEvent::LogOff(_) => "logging a user off",
-            EnvEvent::LogOn(_) => "logging a user on",
-            EnvEvent::ServiceRestart => "restarting the BITS service",
-        };
-        Err(NotApplicable(format!("{what} is not scripted on a real machine")))
+        Err(env_not_scripted(&event, "BITS"))
     }
 
     async fn set_plan(&mut self, plan: Plan) -> Result<(), NotApplicable> {
-        match &self.control {
-            ServerControl::InProcess(server) => {
-                server.set_plan(plan);
-                self.line("server plan replaced".into());
-                Ok(())
-            }
-            ServerControl::Http => match self.set_plan_http(&plan) {
-                Ok(()) => {
-                    self.line("server plan replaced (PUT /_bitsim/plan)".into());
-                    Ok(())
-                }
-                Err(e) => Err(NotApplicable(format!("cannot switch the server's plan: {e}"))),
-            },
-        }
+        let line = self.control.set_plan(&self.base_url, plan)?;
+        self.line(line);
+        Ok(())
     }
 
     async fn release_callback(&mut self, name: &str) {
@@ -801,17 +821,7 @@ impl Backend for WindowsBackend {
     }
 
     fn requests(&self) -> Result<Vec<RequestLogEntry>, NotApplicable> {
-        match &self.control {
-            ServerControl::InProcess(server) => Ok(server.log()),
-            ServerControl::Http => {
-                let (status, body) = http_request(&self.base_url, "GET", "/_bitsim/log", "")
-                    .map_err(|e| NotApplicable(format!("cannot read the server's log: {e}")))?;
-                if status != 200 {
-                    return Err(NotApplicable(format!("GET /_bitsim/log: {status}")));
-                }
-                serde_json::from_str(&body).map_err(|e| NotApplicable(format!("GET /_bitsim/log: {e}")))
-            }
-        }
+        self.control.log(&self.base_url)
     }
 
     fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()> {

@@ -30,7 +30,7 @@ use bitsim_model::{
 use bitsim_scenario::{Backend, CommandRun, Delivery, LoadedScenario, NotApplicable, Step};
 use bitsim_server::{Plan, RequestLogEntry};
 
-use crate::backend::{confined_path, file_bytes, http_request, ServerControl};
+use crate::backend::{confined_path, env_not_scripted, file_bytes, ServerControl};
 use crate::delivery_optimization::{DODownloadProperty_NoProgressTimeoutSeconds, DoDownload, DoManager, PropValue};
 use crate::do_map;
 use crate::hr::Hr;
@@ -325,16 +325,6 @@ impl DoBackend {
             Err(h) => ApiReply::err(h),
         }
     }
-
-    fn set_plan_http(&self, plan: &Plan) -> Result<(), String> {
-        let body = serde_json::to_string(plan).map_err(|e| e.to_string())?;
-        let (status, text) = http_request(&self.base_url, "PUT", "/_bitsim/plan", &body)?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(format!("PUT /_bitsim/plan: {status} {}", text.trim()))
-        }
-    }
 }
 
 impl Drop for DoBackend {
@@ -523,31 +513,13 @@ impl Backend for DoBackend {
     }
 
     async fn env(&mut self, event: EnvEvent) -> Result<(), NotApplicable> {
-        let what = match event {
-            EnvEvent::NetworkLost => "losing the network",
-            EnvEvent::NetworkRestored => "restoring the network",
-            EnvEvent::LogOff(_) => "logging a user off",
-            EnvEvent::LogOn(_) => "logging a user on",
-            EnvEvent::ServiceRestart => "restarting the DO service",
-        };
-        Err(NotApplicable(format!("{what} is not scripted on a real machine")))
+        Err(env_not_scripted(&event, "DO"))
     }
 
     async fn set_plan(&mut self, plan: Plan) -> Result<(), NotApplicable> {
-        match &self.control {
-            ServerControl::InProcess(server) => {
-                server.set_plan(plan);
-                self.line("server plan replaced".into());
-                Ok(())
-            }
-            ServerControl::Http => match self.set_plan_http(&plan) {
-                Ok(()) => {
-                    self.line("server plan replaced (PUT /_bitsim/plan)".into());
-                    Ok(())
-                }
-                Err(e) => Err(NotApplicable(format!("cannot switch the server's plan: {e}"))),
-            },
-        }
+        let line = self.control.set_plan(&self.base_url, plan)?;
+        self.line(line);
+        Ok(())
     }
 
     async fn release_callback(&mut self, name: &str) {
@@ -567,17 +539,7 @@ impl Backend for DoBackend {
     }
 
     fn requests(&self) -> Result<Vec<RequestLogEntry>, NotApplicable> {
-        match &self.control {
-            ServerControl::InProcess(server) => Ok(server.log()),
-            ServerControl::Http => {
-                let (status, body) = http_request(&self.base_url, "GET", "/_bitsim/log", "")
-                    .map_err(|e| NotApplicable(format!("cannot read the server's log: {e}")))?;
-                if status != 200 {
-                    return Err(NotApplicable(format!("GET /_bitsim/log: {status}")));
-                }
-                serde_json::from_str(&body).map_err(|e| NotApplicable(format!("GET /_bitsim/log: {e}")))
-            }
-        }
+        self.control.log(&self.base_url)
     }
 
     fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()> {
