@@ -265,32 +265,9 @@ fn run_with(
         Ok(m) => m,
         Err(e) => return setup_failure(l, flavor, seed, label, e),
     };
-    static RUNS: AtomicU64 = AtomicU64::new(0);
-    let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    let root: PathBuf = scratch.join(format!("real-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    if let Err(e) = std::fs::create_dir_all(&root) {
-        return setup_failure(l, flavor, seed, label, format!("cannot create {}: {e}", root.display()));
-    }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-        Ok(rt) => rt,
-        Err(e) => return setup_failure(l, flavor, seed, label, format!("tokio runtime: {e}")),
-    };
-    let stop_watchdog = watchdog(l.name.clone(), time_budget(l));
-    let mut backend = WindowsBackend::new(label, flavor, manager, base_url, control, root.clone());
-    let mut report = rt.block_on(bitsim_scenario::run(l, &mut backend, seed));
-    if let Some(why) = backend.not_applicable() {
-        report.verdict = Verdict::NotApplicable(why.to_string());
-    }
-    // Cancel whatever is not final, and stop the callbacks blocking.
-    backend.finish();
-    let mut tail = bitsim_scenario::Backend::take_trace(&mut backend);
-    report.trace.append(&mut tail);
-    drop(backend);
-    drop(stop_watchdog);
-    drop(rt);
-    let _ = std::fs::remove_dir_all(&root);
-    report
+    drive(l, flavor, seed, scratch, "real-", label, |root| {
+        WindowsBackend::new(label, flavor, manager, base_url, control, root)
+    })
 }
 
 /// [`run_with`] for Delivery Optimization: the scenario over [`DoBackend`]
@@ -327,32 +304,15 @@ fn run_do(
             )
         }
     };
-    static RUNS: AtomicU64 = AtomicU64::new(0);
-    let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    let root: PathBuf = scratch.join(format!("real-do-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    if let Err(e) = std::fs::create_dir_all(&root) {
-        return setup_failure(l, flavor, seed, label, format!("cannot create {}: {e}", root.display()));
-    }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-        Ok(rt) => rt,
-        Err(e) => return setup_failure(l, flavor, seed, label, format!("tokio runtime: {e}")),
-    };
-    let stop_watchdog = watchdog(l.name.clone(), time_budget(l));
-    let mut backend = DoBackend::new(label, manager, base_url, control, root.clone());
-    let mut report = rt.block_on(bitsim_scenario::run(l, &mut backend, seed));
-    if let Some(why) = backend.not_applicable() {
-        report.verdict = Verdict::NotApplicable(why.to_string());
-    }
-    // Abort whatever is not final.
-    backend.finish();
-    let mut tail = bitsim_scenario::Backend::take_trace(&mut backend);
-    report.trace.append(&mut tail);
-    drop(backend);
-    drop(stop_watchdog);
-    drop(rt);
-    let _ = std::fs::remove_dir_all(&root);
-    report
+    drive(
+        l,
+        Flavor::DeliveryOptimization,
+        seed,
+        scratch,
+        "real-do-",
+        label,
+        |root| DoBackend::new(label, manager, base_url, control, root),
+    )
 }
 
 /// Cancels the current user's BITS jobs and aborts the DO downloads whose
@@ -370,4 +330,68 @@ pub fn sweep_leftovers() -> Result<usize, String> {
         }
     }
     Ok(n)
+}
+
+/// What `conform` needs of a real backend beyond [`Backend`].
+trait RealBackend: bitsim_scenario::Backend {
+    /// Why the run turned out not applicable (a step the service cannot do).
+    fn not_applicable(&self) -> Option<&str>;
+    /// Cancel / abort whatever is not final and stop blocked callbacks.
+    fn finish(&mut self);
+}
+
+impl RealBackend for WindowsBackend {
+    fn not_applicable(&self) -> Option<&str> {
+        WindowsBackend::not_applicable(self)
+    }
+    fn finish(&mut self) {
+        WindowsBackend::finish(self)
+    }
+}
+
+impl RealBackend for DoBackend {
+    fn not_applicable(&self) -> Option<&str> {
+        DoBackend::not_applicable(self)
+    }
+    fn finish(&mut self) {
+        DoBackend::finish(self)
+    }
+}
+
+/// Runs the scenario on a backend made for a fresh run directory, under a
+/// real-clock runtime and the watchdog, then cleans up (jobs, directory).
+fn drive<B: RealBackend>(
+    l: &LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    scratch: &Path,
+    tag: &str,
+    label: &str,
+    make: impl FnOnce(PathBuf) -> B,
+) -> RunReport {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let root: PathBuf = scratch.join(format!("{tag}{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        return setup_failure(l, flavor, seed, label, format!("cannot create {}: {e}", root.display()));
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => return setup_failure(l, flavor, seed, label, format!("tokio runtime: {e}")),
+    };
+    let stop_watchdog = watchdog(l.name.clone(), time_budget(l));
+    let mut backend = make(root.clone());
+    let mut report = rt.block_on(bitsim_scenario::run(l, &mut backend, seed));
+    if let Some(why) = backend.not_applicable() {
+        report.verdict = Verdict::NotApplicable(why.to_string());
+    }
+    backend.finish();
+    let mut tail = backend.take_trace();
+    report.trace.append(&mut tail);
+    drop(backend);
+    drop(stop_watchdog);
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&root);
+    report
 }
