@@ -26,7 +26,7 @@ svg .note circle{stroke:#fff;stroke-width:1}svg .note text{font-size:9px;font-we
 .nt-ok circle,.cmd.nt-ok{fill:#219653}.nt-fail circle,.cmd.nt-fail{fill:#c81e1e}.nt-other circle,.cmd.nt-other{fill:#d98c00}.nt-blocked circle,.cmd.nt-blocked{fill:#6b7280}
 svg .blocked{opacity:.35}.blocked.nt-ok{fill:#219653}.blocked.nt-fail{fill:#c81e1e}.blocked.nt-other{fill:#d98c00}.blocked.nt-blocked{fill:#6b7280}
 svg .env{fill:#7c3aed}svg .if{fill:#7c3aed;opacity:.55}svg .limit{stroke:#c81e1e;stroke-dasharray:4 3}svg .limit-label{fill:#c81e1e;font-size:10px}
-svg .brk rect{fill:#fff;opacity:.85}svg .brk path{stroke:#9aa5b1;fill:none}svg .brk-label{font-size:10.5px;font-weight:700;fill:#52606d;text-anchor:middle}
+svg .brk{fill:#f3f4f6}svg .brk-zz{stroke:#9aa5b1;fill:none}svg .brk-label{font-size:10.5px;font-weight:700;fill:#52606d;text-anchor:middle}
 svg #cursor{stroke:#1c64c8;stroke-width:2}
 ol.trace{padding-left:56px;margin:0}ol.trace li{white-space:pre;cursor:pointer}ol.trace li:hover{background:#f0f4ff}
 ol.trace li.hl{background:#dbe8ff}.t-err{color:#b42318}.t-notify{color:#5b21b6}.t-http{color:#1c64c8}.t-check{color:#52606d}.t-failed{color:#fff;background:#c81e1e}

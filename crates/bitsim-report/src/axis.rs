@@ -11,7 +11,7 @@ pub const BREAK_PX: f64 = 56.0;
 /// Minimum distance between two distinct instants, px.
 pub const MIN_GAP_PX: f64 = 10.0;
 /// Width the linear stretches share, px (before minimum spacing and breaks).
-const LINEAR_PX: f64 = 900.0;
+const LINEAR_PX: f64 = 760.0;
 /// The widest a millisecond is drawn, px.
 const MAX_PX_PER_MS: f64 = 2.0;
 

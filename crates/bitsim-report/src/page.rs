@@ -48,14 +48,14 @@ fn trace_class(text: &str) -> &'static str {
     let body = text.split_whitespace().nth(1).unwrap_or("");
     if body == "FAILED" {
         "t-failed"
-    } else if text.contains(" error 0x") || text.contains("ERROR") {
-        "t-err"
+    } else if body == "check" {
+        "t-check"
     } else if body == "notify" || body == "cmdline" {
         "t-notify"
     } else if body == "http" {
         "t-http"
-    } else if body == "check" {
-        "t-check"
+    } else if text.contains(" error 0x") || text.contains("ERROR") {
+        "t-err"
     } else {
         ""
     }

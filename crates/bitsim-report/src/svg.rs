@@ -125,6 +125,17 @@ pub fn render(tl: &Timeline, axis: &Axis) -> String {
         tl.end
     );
     axis_row(&mut out, axis, height);
+    for b in &axis.breaks {
+        let _ = write!(
+            out,
+            r#"<rect class="brk" data-t0="{}" data-t1="{}" x="{:.1}" y="{AXIS_H}" width="{:.1}" height="{:.1}"/>"#,
+            b.t0,
+            b.t1,
+            b.x0,
+            b.x1 - b.x0,
+            height - AXIS_H,
+        );
+    }
     let mut y = AXIS_H;
     for lane in &tl.jobs {
         job_lane(&mut out, lane, axis, y);
@@ -146,23 +157,29 @@ pub fn render(tl: &Timeline, axis: &Axis) -> String {
         in_flight(&mut out, chart, axis, y);
         y += CHART_H;
     }
+    // Zigzags on top of the marks; the band itself is drawn under them.
     for b in &axis.breaks {
         let _ = write!(
             out,
-            r#"<g class="brk" data-t0="{}" data-t1="{}"><rect x="{:.1}" y="{AXIS_H}" width="{:.1}" height="{:.1}"/><path d="M{:.1} {AXIS_H} l4 6 -8 6 8 6 -8 6 4 6 M{:.1} {AXIS_H} l4 6 -8 6 8 6 -8 6 4 6"/></g>"#,
-            b.t0,
-            b.t1,
-            b.x0 + 4.0,
-            b.x1 - b.x0 - 8.0,
-            height - AXIS_H,
+            r#"<path class="brk-zz" d="M{:.1} {AXIS_H} {zz} M{:.1} {AXIS_H} {zz}"/>"#,
             b.x0 + 4.0,
             b.x1 - 4.0,
+            zz = zigzag(height - AXIS_H),
         );
     }
     let _ = write!(
         out,
         r#"<line id="cursor" x1="0" x2="0" y1="{AXIS_H}" y2="{height}" style="display:none"/></svg>"#
     );
+    out
+}
+
+/// A zigzag line going down `h` px (relative path commands).
+fn zigzag(h: f64) -> String {
+    let mut out = String::new();
+    for k in 0..(h / 12.0).ceil() as usize {
+        let _ = write!(out, "{}", if k % 2 == 0 { "l4 6 l-4 6 " } else { "l-4 6 l4 6 " });
+    }
     out
 }
 
