@@ -107,29 +107,34 @@ impl Axis {
     }
 }
 
-/// A length of time for labels: "250 ms", "4.5 s", "8 min", "3 h 20 min", "14 days".
+/// A length of time for labels, rounded to its largest unit: "250 ms",
+/// "4.5 s", "66 s", "8 min", "3 h 20 min", "1 day 2 h", "14 days".
 pub fn duration(ms: u64) -> String {
     const S: u64 = 1000;
     const M: u64 = 60 * S;
     const H: u64 = 60 * M;
     const D: u64 = 24 * H;
+    let round = |v: u64, unit: u64| (v + unit / 2) / unit;
     match ms {
         ms if ms < S => format!("{ms} ms"),
         ms if ms < 10 * S => format!("{:.1} s", ms as f64 / 1000.0),
-        ms if ms < M => format!("{} s", ms / S),
-        ms if ms < H => format!("{} min", ms / M),
-        ms if ms < D => match (ms % H) / M {
-            0 => format!("{} h", ms / H),
-            m => format!("{} h {m} min", ms / H),
+        ms if ms < 2 * M => format!("{} s", round(ms, S)),
+        ms if ms < H => format!("{} min", round(ms, M)),
+        ms if ms < D => match (ms / H, round(ms % H, M)) {
+            (h, 60) => format!("{} h", h + 1),
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
         },
         ms => {
-            let days = ms / D;
-            let hours = (ms % D) / H;
+            let (days, hours) = match (ms / D, round(ms % D, H)) {
+                (d, 24) => (d + 1, 0),
+                (d, _) if d >= 10 => (round(ms, D), 0),
+                dh => dh,
+            };
             let unit = if days == 1 { "day" } else { "days" };
-            if hours == 0 || days >= 10 {
-                format!("{days} {unit}")
-            } else {
-                format!("{days} {unit} {hours} h")
+            match hours {
+                0 => format!("{days} {unit}"),
+                h => format!("{days} {unit} {h} h"),
             }
         }
     }
@@ -157,7 +162,7 @@ mod tests {
         let a = Axis::new([0, 3, 4, 14 * DAY, 14 * DAY + 500, 90 * DAY], 100.0);
         assert_eq!(a.breaks.len(), 2);
         assert_eq!(a.breaks[0].label(), "+14 days");
-        assert_eq!(a.breaks[1].label(), "+75 days");
+        assert_eq!(a.breaks[1].label(), "+76 days");
         let xs: Vec<f64> = [0, 3, 4, 14 * DAY, 14 * DAY + 500, 90 * DAY].map(|t| a.x(t)).to_vec();
         assert!(xs.windows(2).all(|w| w[1] - w[0] >= MIN_GAP_PX - 1e-9), "{xs:?}");
         assert_eq!(xs[0], 100.0);
@@ -180,6 +185,8 @@ mod tests {
         assert_eq!(duration(486_213), "8 min");
         assert_eq!(duration(14 * 86_400_000), "14 days");
         assert_eq!(duration(86_400_000 + 2 * 3_600_000), "1 day 2 h");
-        assert_eq!(instant(66_395), "66.395 s");
+        assert_eq!(instant(66_395), "1m06s");
+        assert_eq!(instant(4_321), "4.321 s");
+        assert_eq!(duration(14 * 86_400_000 - 4), "14 days");
     }
 }

@@ -60,9 +60,9 @@ pub fn matrix(cells: &[ConformanceCell], note: &str) -> String {
     }
     let count = |k: &str| cells.iter().filter(|c| class(&c.outcome) == k).count();
     let mut out = head("Conformance — bitsim");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<nav><a href=\"index.html\">← index</a></nav>\n<h1>Conformance: model vs {}</h1>\n<p>{}</p>\n<p>{} cells: {} match, {} known differences, {} unexpected, {} not applicable.</p>\n",
+        "<nav><a href=\"index.html\">← index</a></nav>\n<h1>Conformance: model vs {}</h1>\n<p>{}</p>\n<p>{} cells: {} match, {} known differences, {} unexpected, {} not applicable.</p>",
         esc(&backends.join(", ")),
         esc(note),
         cells.len(),
@@ -145,9 +145,9 @@ pub fn detail(c: &ConformanceCell) -> String {
         "{} [{}] model vs {} — bitsim",
         c.scenario, c.flavor, c.backend
     ));
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<nav><a href=\"../conformance.html\">← matrix</a></nav>\n<h1>{} <span class=\"flavor\">{}</span> <span class=\"cell {}\" id=\"outcome\">{}</span></h1>\n",
+        "<nav><a href=\"../conformance.html\">← matrix</a></nav>\n<h1>{} <span class=\"flavor\">{}</span> <span class=\"cell {}\" id=\"outcome\">{}</span></h1>",
         esc(&c.scenario),
         esc(&c.flavor),
         class(&c.outcome),
@@ -179,9 +179,9 @@ pub fn detail(c: &ConformanceCell) -> String {
     );
     if c.model.is_some() || c.real.is_some() {
         let (da, db) = differing(&a, &b);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<div class=\"side\"><div><h2>model</h2><pre id=\"left\">{}</pre></div><div><h2>{}</h2><pre id=\"right\">{}</pre></div></div>\n",
+            "<div class=\"side\"><div><h2>model</h2><pre id=\"left\">{}</pre></div><div><h2>{}</h2><pre id=\"right\">{}</pre></div></div>",
             column(&a, &da, ""),
             esc(&c.backend),
             column(&b, &db, " b")

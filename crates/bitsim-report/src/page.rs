@@ -90,9 +90,9 @@ pub fn scenario(run: &RunInput) -> String {
     out.push_str("</dl>\n");
     match &r.verdict {
         Verdict::Failed(f) => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<div class=\"failure\" id=\"failure\"><b>First failed expectation</b> at <a href=\"#src-{}\">line {}</a> (step {}: {})<br>expected: <code>{}</code><br>actual: <code>{}</code><br>rerun: <code>bitsim run {} --flavor {} --seed {}</code></div>\n",
+                "<div class=\"failure\" id=\"failure\"><b>First failed expectation</b> at <a href=\"#src-{}\">line {}</a> (step {}: {})<br>expected: <code>{}</code><br>actual: <code>{}</code><br>rerun: <code>bitsim run {} --flavor {} --seed {}</code></div>",
                 f.line,
                 f.line,
                 f.step,
@@ -105,7 +105,7 @@ pub fn scenario(run: &RunInput) -> String {
             );
         }
         Verdict::NotApplicable(why) => {
-            let _ = write!(out, "<div class=\"failure\">Not applicable: {}</div>\n", esc(why));
+            let _ = writeln!(out, "<div class=\"failure\">Not applicable: {}</div>", esc(why));
         }
         Verdict::Passed => {}
     }
@@ -218,9 +218,9 @@ pub fn index(title: &str, rows: &[IndexRow], conformance: Option<&str>) -> Strin
     folders.dedup();
     let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
     let mut out = head(title);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h1>{}</h1>\n<p>{} runs: {} passed, {} failed, {} not applicable. Times are virtual (simulated) and wall (measured).</p>\n",
+        "<h1>{}</h1>\n<p>{} runs: {} passed, {} failed, {} not applicable. Times are virtual (simulated) and wall (measured).</p>",
         esc(title),
         rows.len(),
         count("pass"),
@@ -234,9 +234,9 @@ pub fn index(title: &str, rows: &[IndexRow], conformance: Option<&str>) -> Strin
     for f in &folders {
         let _ = write!(out, "<option>{}</option>", esc(f));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "</select></label><label>verdict <select id=\"f-verdict\"><option value=\"\">all</option><option>pass</option><option>fail</option><option>n/a</option></select></label><span><span id=\"shown\">{}</span> shown</span></div>\n",
+        "</select></label><label>verdict <select id=\"f-verdict\"><option value=\"\">all</option><option>pass</option><option>fail</option><option>n/a</option></select></label><span><span id=\"shown\">{}</span> shown</span></div>",
         rows.len()
     );
     out.push_str("<table id=\"runs\"><thead><tr><th>scenario</th><th>flavor</th><th>verdict</th><th>virtual time</th><th>wall time</th></tr></thead><tbody>\n");
