@@ -31,6 +31,8 @@ pub(crate) enum Input {
     Session(JobId, Option<String>),
     ReplyUrl(JobId, String),
     ReplyBody(JobId, Bytes),
+    /// The job opened this mock-server connection (the report files its requests under the job).
+    Connection(u64, JobId),
 }
 
 /// Everything a task needs, cloned out of the simulator.
@@ -62,6 +64,15 @@ impl Task {
         let _ = self.tx.send(Input::Line(s));
     }
 
+    /// Opens a connection and tells the simulator whose it is.
+    async fn connect(&self) -> Result<Conn, TransferFailure> {
+        let conn = self.connector.connect().await?;
+        if let Some(id) = conn.id() {
+            let _ = self.tx.send(Input::Connection(id, self.start.job));
+        }
+        Ok(conn)
+    }
+
     fn fail(&self, f: TransferFailure) {
         self.event(TransferEvent::Failed(f));
     }
@@ -85,7 +96,7 @@ impl Task {
 
     async fn download_file(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
-        let mut conn = self.connector.connect().await?;
+        let mut conn = self.connect().await?;
         let head = self.head(&mut conn, &uri, RequestPhase::Download).await?;
         let TransferWhat::File(file) = self.start.what else {
             return Ok(());
@@ -125,7 +136,7 @@ impl Task {
             return Err(TransferFailure::Protocol(ProtocolFailure::InvalidServerResponse));
         };
         let uri = parse_uri(&url)?;
-        let mut conn = self.connector.connect().await?;
+        let mut conn = self.connect().await?;
         let head = self.head(&mut conn, &uri, RequestPhase::Reply).await?;
         self.event(TransferEvent::Connected {
             bytes_total: Some(head.size),
@@ -166,7 +177,7 @@ impl Task {
             self.line(format!("http HEAD {} -> {}", uri.path(), resp.status.as_u16()));
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
-                *conn = self.connector.connect().await?;
+                *conn = self.connect().await?;
                 continue;
             }
             if !resp.status.is_success() {
@@ -216,7 +227,7 @@ impl Task {
             self.line(format!("http GET {}{range} -> {}", uri.path(), resp.status.as_u16()));
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
-                *conn = self.connector.connect().await?;
+                *conn = self.connect().await?;
                 continue;
             }
             let expected = size - offset;
@@ -275,7 +286,7 @@ impl Task {
             })
         })?;
         let total = data.len() as u64;
-        let mut conn = self.connector.connect().await?;
+        let mut conn = self.connect().await?;
         let mut offset = self.start.offset;
         let session = match &self.session {
             Some(s) => {
