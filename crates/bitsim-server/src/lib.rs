@@ -22,6 +22,7 @@
 mod control;
 mod handler;
 mod plan;
+mod position;
 mod reply;
 mod server;
 mod upload;
@@ -32,6 +33,7 @@ pub use plan::{
     Probability, ReplySpec, ReplyUrlStyle, ResetPoint, Resource, Rule, ScenarioStep, UploadEndpoint, UploadOptions,
     DEFAULT_LAST_MODIFIED,
 };
+pub use position::{json_position, line_col};
 pub use server::{MockServer, RequestLogEntry};
 pub use upload::BITS_PROTOCOL_GUID;
 

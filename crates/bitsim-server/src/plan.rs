@@ -116,12 +116,15 @@ impl Plan {
                 message: strip_position(&e.to_string()),
             });
         }
-        plan.validate().map_err(|(path, message)| PlanError {
-            origin: origin_name.to_string(),
-            line: 0,
-            column: 0,
-            path,
-            message,
+        plan.validate().map_err(|(path, message)| {
+            let (line, column) = crate::position::json_position(json, &path);
+            PlanError {
+                origin: origin_name.to_string(),
+                line,
+                column,
+                path,
+                message,
+            }
         })?;
         Ok(plan)
     }
@@ -164,8 +167,52 @@ impl Plan {
                 return Err((format!("rules[{i}].fault.chunks"), "must be at least 1".into()));
             }
         }
-        Ok(())
+        check_ranges(&serde_json::to_value(self).unwrap_or_default(), "")
     }
+}
+
+/// Largest body a plan may ask for: resource and reply sizes, garbage, changed
+/// sizes (256 MiB; the same cap as the `/bytes/{n}` route).
+pub const MAX_PLAN_BYTES: u64 = 256 << 20;
+
+/// Longest delay a plan may ask for: 100 years in milliseconds (the scenario
+/// format's virtual-time ceiling).
+pub const MAX_PLAN_MS: u64 = 100 * 365 * 86_400_000;
+
+/// Every millisecond and byte-count field of a plan, by name, with its range.
+const RANGES: &[(&str, u64, &str)] = &[
+    ("ms", MAX_PLAN_MS, "ms"),
+    ("max_ms", MAX_PLAN_MS, "ms"),
+    ("total_ms", MAX_PLAN_MS, "ms"),
+    ("fallback_timeout", MAX_PLAN_MS, "ms"),
+    ("size", MAX_PLAN_BYTES, "bytes"),
+    ("bytes", MAX_PLAN_BYTES, "bytes"),
+    ("max_body_bytes", MAX_PLAN_BYTES, "bytes"),
+];
+
+/// Walks the plan as JSON so that every field named in [`RANGES`], wherever it
+/// appears (rules, resources, upload options), is held to its range.
+fn check_ranges(v: &serde_json::Value, path: &str) -> Result<(), (String, String)> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if let (Some((_, max, unit)), Some(n)) = (RANGES.iter().find(|(name, ..)| name == k), child.as_u64()) {
+                    if n > *max {
+                        return Err((here, format!("must be at most {max} {unit} (got {n})")));
+                    }
+                }
+                check_ranges(child, &here)?;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                check_ranges(child, &format!("{path}[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn strip_position(msg: &str) -> String {
@@ -839,6 +886,21 @@ mod tests {
         assert_eq!(e.path, "rules[0].match.probability");
         let e = Plan::from_json_str("{\"limits\":{\"max_headers\":-1}}", "p").unwrap_err();
         assert_eq!(e.path, "limits.max_headers");
+    }
+
+    /// Issue 13: numbers out of range and cross-field errors point at the
+    /// field's real line and column (they said 0:0).
+    #[test]
+    fn out_of_range_numbers_name_their_line() {
+        let j = "{\n  \"rules\": [\n    {\"fault\": {\"kind\": \"delay\",\n      \"ms\": 99999999999999}}\n  ]\n}";
+        let e = Plan::from_json_str(j, "p.json").unwrap_err();
+        assert_eq!(e.path, "rules[0].fault.ms");
+        assert_eq!((e.line, e.column), (4, 7), "{e}");
+        assert!(e.message.contains("at most"), "{e}");
+        let j = "{\"resources\": [{\"path\": \"/big\", \"body\": {\"pattern\": {\"size\": 2000000000}}}]}";
+        let e = Plan::from_json_str(j, "p.json").unwrap_err();
+        assert!(e.path.ends_with("size"), "{e}");
+        assert!(e.message.contains("268435456"), "{e}");
     }
 
     #[test]
