@@ -711,11 +711,22 @@ async fn builtin(inner: &Arc<Inner>, r: &Req, fault: Option<&Fault>) -> Option<R
     Some(reply)
 }
 
-/// Reads a request body of at most `limit` bytes; `Err(true)` when too large.
-pub(crate) async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, bool> {
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => Err(e.is::<http_body_util::LengthLimitError>()),
+/// Reads a request body of at most `limit` bytes; `Err(true)` when too large,
+/// `Err(false)` when it cannot be read or stops arriving for longer than `idle`
+/// (a client trickling a body must not hold the connection forever).
+pub(crate) async fn read_body(body: Incoming, limit: u64, idle: Duration) -> Result<Bytes, bool> {
+    let mut limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, limited.frame()).await {
+            Err(_) => return Err(false),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(e))) => return Err(e.is::<http_body_util::LengthLimitError>()),
+        }
     }
 }

@@ -34,7 +34,7 @@ pub use plan::{
     DEFAULT_LAST_MODIFIED,
 };
 pub use position::{json_position, line_col};
-pub use server::{MockServer, RequestLogEntry};
+pub use server::{MockServer, RequestLogEntry, ServerLimits};
 pub use upload::BITS_PROTOCOL_GUID;
 
 /// The deterministic content of generated bodies: byte `offset` of any

@@ -167,7 +167,33 @@ impl Plan {
                 return Err((format!("rules[{i}].fault.chunks"), "must be at least 1".into()));
             }
         }
+        self.check_limits()?;
         check_ranges(&serde_json::to_value(self).unwrap_or_default(), "")
+    }
+}
+
+impl Plan {
+    /// `limits` in their documented ranges. The lower bounds keep the control
+    /// API (`/_bitsim/*`) reachable: hyper applies header limits to a request
+    /// before its path is known, so a plan that would answer 431 to every
+    /// request (`"max_headers": 0`) is refused rather than locking it out.
+    fn check_limits(&self) -> Result<(), (String, String)> {
+        let l = &self.limits;
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            ("max_headers", l.max_headers as u64, 16, 10_000),
+            ("max_header_bytes", l.max_header_bytes as u64, 8192, 1 << 20),
+            ("max_bits_header_value", l.max_bits_header_value as u64, 1, 1 << 20),
+            ("max_log_entries", l.max_log_entries as u64, 0, 1_000_000),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err((
+                    format!("limits.{name}"),
+                    format!("must be from {min} to {max} (got {value})"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -196,7 +222,11 @@ fn check_ranges(v: &serde_json::Value, path: &str) -> Result<(), (String, String
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map {
-                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 if let (Some((_, max, unit)), Some(n)) = (RANGES.iter().find(|(name, ..)| name == k), child.as_u64()) {
                     if n > *max {
                         return Err((here, format!("must be at most {max} {unit} (got {n})")));
@@ -751,18 +781,25 @@ impl Default for UploadOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Request head (request line + headers) limit; beyond it 431 (min 8192,
+    /// Request head (request line + headers) limit; beyond it 431 (8192..=1 MiB,
     /// default 16384).
+    #[schemars(range(min = 8192, max = 1048576))]
     pub max_header_bytes: usize,
-    /// Most request headers (default 100; beyond it 431).
+    /// Most request headers (16..=10000, default 100; beyond it 431). At least
+    /// 16 so the control API stays reachable.
+    #[schemars(range(min = 16, max = 10000))]
     pub max_headers: usize,
-    /// Largest non-upload request body (e.g. `PUT /_bitsim/plan`); beyond it
-    /// 413 (default 1 MiB).
+    /// Largest non-upload request body; beyond it 413 (default 1 MiB, at most
+    /// 256 MiB). The control API (`PUT /_bitsim/plan`) always accepts at least
+    /// 1 MiB, so a small limit cannot lock out the next plan.
+    #[schemars(range(max = 268435456))]
     pub max_body_bytes: u64,
     /// Longest header value in a BITS packet (bits-http §3.1: 4 KB); beyond
     /// it 400 + E_INVALIDARG.
+    #[schemars(range(min = 1, max = 1048576))]
     pub max_bits_header_value: usize,
     /// Request log capacity; the oldest entries are dropped (default 100000).
+    #[schemars(range(max = 1000000))]
     pub max_log_entries: usize,
 }
 
