@@ -74,4 +74,9 @@ pub trait Backend {
     fn file_size(&self, name: &str) -> Option<u64>;
     /// Trace lines recorded since the last call.
     fn take_trace(&mut self) -> Vec<String>;
+    /// Why the backend stopped the run (a wall-clock timeout, or no progress in
+    /// virtual time), if it did; the runner then fails the scenario with it.
+    fn halted(&self) -> Option<String> {
+        None
+    }
 }

@@ -10,6 +10,7 @@ pub mod format;
 pub mod load;
 pub mod projection;
 pub mod runner;
+pub mod validate;
 
 pub use backend::{Backend, CommandRun, Delivery, NotApplicable};
 pub use format::{CallbackPolicy, Scenario, Step, StepEntry};
