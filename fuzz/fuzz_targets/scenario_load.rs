@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
                     _ => vec![],
                 };
                 for n in names {
-                    assert!(bitsim_scenario::validate::check_relative_name(n).is_ok(), "{n:?} loaded");
+                    assert!(
+                        bitsim_scenario::validate::check_relative_name(n).is_ok(),
+                        "{n:?} loaded"
+                    );
                 }
             }
         }
