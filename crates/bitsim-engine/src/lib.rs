@@ -60,7 +60,7 @@ pub struct SimConfig {
 }
 
 /// Default of [`SimConfig::max_steps_per_instant`].
-pub const MAX_STEPS_PER_INSTANT: u64 = 1_000_000;
+pub const MAX_STEPS_PER_INSTANT: u64 = 100_000;
 
 impl SimConfig {
     pub fn new(flavor: Flavor, seed: u64, plan: Plan, root: PathBuf) -> SimConfig {

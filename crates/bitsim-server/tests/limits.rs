@@ -204,3 +204,18 @@ async fn a_trickled_body_is_cut_off() {
     let took = closed_after(&mut s).await;
     assert!(took < Duration::from_secs(5), "a stalled body kept the socket {took:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn generated_bodies_are_capped_at_256_mib() {
+    // The reproducer: `/bytes/2000000000` in a scenario wrote 2 GB to disk.
+    let t = common::T::mem();
+    assert_eq!(t.get("/bytes/2000000000").await.status, 400);
+    assert_eq!(t.get("/bytes/268435457").await.status, 400);
+    let head = t
+        .client()
+        .await
+        .send(common::req("HEAD", "/bytes/268435456", &[], b""))
+        .await
+        .unwrap();
+    assert_eq!((head.status, head.h("content-length")), (200, Some("268435456")));
+}
