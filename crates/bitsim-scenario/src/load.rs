@@ -415,6 +415,32 @@ mod tests {
         assert_eq!(e.line, 5);
     }
 
+    /// The issue's reproducer: with job alias "a", a bad `state` was reported as
+    /// `steps[1].job` (the field was guessed by a substring of the message).
+    #[test]
+    fn a_bad_field_in_a_step_is_named_exactly() {
+        let text = r#"{"description": "x", "steps": [
+  {"op": "create_job", "job": "a"},
+  {"op": "wait", "job": "a", "state": "a", "within": "1s"}]}"#;
+        let e = parse_scenario(text, "t.json").unwrap_err();
+        assert_eq!(e.field, "steps[1].state", "{e}");
+        let text = text
+            .replace(r#""state": "a""#, r#""state": "QUEUED""#)
+            .replace(r#""1s""#, r#""a""#);
+        let e = parse_scenario(&text, "t.json").unwrap_err();
+        assert_eq!(e.field, "steps[1].within", "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_key_in_a_step_is_an_error() {
+        let text = r#"{"description": "x", "steps": [
+  {"op": "advance", "by": "1s",
+   "by": "2s"}]}"#;
+        let e = parse_scenario(text, "t.json").unwrap_err();
+        assert!(e.message.contains("duplicate key `by`"), "{e}");
+        assert_eq!(e.line, 3, "{e}");
+    }
+
     #[test]
     fn syntax_error_has_position() {
         let e = parse_scenario("{\n  \"description\": \"x\",\n  \"steps\": [,]\n}", "t.json").unwrap_err();

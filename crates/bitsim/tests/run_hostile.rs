@@ -219,3 +219,15 @@ fn a_symlink_loop_in_a_scenario_folder_runs_each_file_once() {
         text(&o)
     );
 }
+
+#[test]
+fn a_scratch_dir_failure_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "ok.json", OK);
+    // $TMPDIR/bitsim-runs cannot be created: a plain file is in the way.
+    write(tmp.path(), "bitsim-runs", "x");
+    let o = bitsim(tmp.path(), &["run", &file]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let runs = tmp.path().join("bitsim-runs");
+    assert!(text(&o).contains(&runs.display().to_string()), "{}", text(&o));
+}
