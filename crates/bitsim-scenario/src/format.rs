@@ -663,10 +663,25 @@ impl<'de> Deserialize<'de> for SizeSpec {
 }
 
 /// A duration: milliseconds as a number, or a string with a unit:
-/// `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"14d"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[schemars(with = "serde_json::Value")]
+/// `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"14d"`; whole milliseconds, at most
+/// 100 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Span);
+
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Dur".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: whole milliseconds from 0 to 3153600000000 (100 years), or a string with a unit (ms, s, m, min, h, d) such as \"500ms\", \"1.5s\", \"14d\" with the same range.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0, "maximum": 3_153_600_000_000u64 },
+                { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s|m|min|h|d)\\s*$" }
+            ]
+        })
+    }
+}
 
 /// What a duration may be, for error messages.
 const DUR_RANGE: &str = "a whole number of milliseconds from 0 to 3153600000000 (100 years), or a string like \"500ms\", \"30s\", \"10m\", \"2h\", \"14d\"";
