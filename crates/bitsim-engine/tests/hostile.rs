@@ -154,3 +154,15 @@ fn run_directories_are_fresh_private_and_removed() {
     assert!(c.passed());
     assert!(entries(scratch.path()).is_empty());
 }
+
+#[test]
+fn a_panicking_run_still_removes_its_directory() {
+    let scratch = tempfile::tempdir().unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let dir = bitsim_engine::RunDir::new(scratch.path()).unwrap();
+        std::fs::write(dir.path().join("partial.bin"), vec![0u8; 4096]).unwrap();
+        panic!("a bug in the middle of a run");
+    });
+    assert!(outcome.is_err());
+    assert!(entries(scratch.path()).is_empty(), "{:?}", entries(scratch.path()));
+}
