@@ -111,6 +111,13 @@ pub fn scenario(run: &RunInput) -> String {
     }
     out.push_str("<h2>Timeline</h2>\n");
     legend(&mut out);
+    if tl.truncated {
+        let _ = writeln!(
+            out,
+            "<p>Only the first {} events and requests are drawn; the trace below has them all (up to {MAX_LINES} lines).</p>",
+            timeline::MAX_MARKS
+        );
+    }
     if tl.jobs.is_empty() && tl.env.is_empty() {
         out.push_str("<p>This backend recorded no structured events; the trace below is the record.</p>\n");
     }

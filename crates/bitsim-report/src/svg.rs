@@ -359,22 +359,17 @@ fn attempts(out: &mut String, list: &[Attempt], axis: &Axis, y: f64) {
                 );
             }
         }
-        // One label per instant: "JobError #2 → E_FAIL".
+        // One label per instant: "JobError #2 → E_FAIL · cmdline #3 exit 0".
         let first_at_t = k == 0 || list[k - 1].t != a.t;
         if first_at_t {
             let next_x = list[k..].iter().find(|o| o.t != a.t).map_or(f64::MAX, |o| axis.x(o.t));
-            let short = match (&a.cmdline, a.result, a.exit_code) {
-                (Some(_), _, Some(c)) => format!("cmdline #{} exit {c}", a.attempt),
-                (Some(_), _, None) => format!("cmdline #{}", a.attempt),
-                (None, Some(r), _) => format!(
-                    "{} #{} → {}",
-                    a.kind,
-                    a.attempt,
-                    r.name().unwrap_or_else(|| format!("0x{:08X}", r.0))
-                ),
-                (None, None, _) => format!("{} #{} blocked", a.kind, a.attempt),
+            let same: Vec<String> = list[k..].iter().take_while(|o| o.t == a.t).map(attempt_short).collect();
+            let text = if same.len() > 3 {
+                format!("{} · … ({} attempts)", same[..2].join(" · "), same.len())
+            } else {
+                same.join(" · ")
             };
-            if let Some(text) = fit(&short, (next_x - x - 12.0).min(260.0)) {
+            if let Some(text) = fit(&text, (next_x - x - 12.0).min(360.0)) {
                 let _ = write!(
                     out,
                     r#"<text class="note-label" x="{:.1}" y="{:.1}">{}</text>"#,
@@ -384,6 +379,21 @@ fn attempts(out: &mut String, list: &[Attempt], axis: &Axis, y: f64) {
                 );
             }
         }
+    }
+}
+
+/// "JobError #2 → E_FAIL", "cmdline #3 exit 0", "JobTransferred #1 blocked".
+fn attempt_short(a: &Attempt) -> String {
+    match (&a.cmdline, a.result, a.exit_code) {
+        (Some(_), _, Some(c)) => format!("cmdline #{} exit {c}", a.attempt),
+        (Some(_), _, None) => format!("cmdline #{}", a.attempt),
+        (None, Some(r), _) => format!(
+            "{} #{} → {}",
+            a.kind,
+            a.attempt,
+            r.name().unwrap_or_else(|| format!("0x{:08X}", r.0))
+        ),
+        (None, None, _) => format!("{} #{} blocked", a.kind, a.attempt),
     }
 }
 
