@@ -44,6 +44,8 @@ pub(crate) struct Task {
     pub tx: UnboundedSender<Input>,
     /// Download: the temporary file.
     pub temp: PathBuf,
+    /// The run's directory: every local file must stay inside it.
+    pub root: PathBuf,
     pub last_modified: Option<String>,
     pub session: Option<String>,
     pub reply_url: Option<String>,
@@ -117,7 +119,7 @@ impl Task {
         self.event(TransferEvent::Connected {
             bytes_total: Some(head.size),
         });
-        let mut sink = FileSink::open(&self.temp, offset).map_err(local_error)?;
+        let mut sink = FileSink::open(&self.root, &self.temp, offset).map_err(local_error)?;
         self.get(
             &mut conn,
             &head.uri,
@@ -278,7 +280,7 @@ impl Task {
 
     async fn upload(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
-        let data = std::fs::read(&self.start.local_name).map_err(|_| {
+        let data = crate::confine::read(&self.root, std::path::Path::new(&self.start.local_name)).map_err(|_| {
             TransferFailure::Classified(Classified {
                 hresult: Hresult::HRESULT_FILE_NOT_FOUND,
                 context: ErrorContext::LocalFile,
@@ -422,7 +424,8 @@ struct Head {
 struct FileSink(std::fs::File);
 
 impl FileSink {
-    fn open(path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
+    fn open(root: &std::path::Path, path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
+        crate::confine::check(root, path)?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
