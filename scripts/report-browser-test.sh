@@ -40,7 +40,8 @@ rm -rf "$out"
 mkdir -p "$out/dom" "$out/png"
 
 # A 403 with retried JobError; the four-slot limit with two users; 14 days of
-# retries (compressed axis); environment events; a command line; an upload.
+# retries (compressed axis); environment events; a command line; an upload;
+# and a deliberately failing scenario (its page marks the failed step).
 scenarios=(
   fixtures/scenarios/errors/http-403-on-head.json
   fixtures/scenarios/notifications/four-in-flight-limit.json
@@ -48,9 +49,15 @@ scenarios=(
   fixtures/scenarios/environment/network-lost-and-restored.json
   fixtures/scenarios/notifications/cmdline-fallback.json
   fixtures/scenarios/uploads/upload-reply-success.json
+  fixtures/invalid/failing.json
 )
 echo "== render"
-target/debug/bitsim run "${scenarios[@]}" --report "$out/site" --trace-dir "$out/traces" >"$out/run.log"
+status=0
+target/debug/bitsim run "${scenarios[@]}" --report "$out/site" --trace-dir "$out/traces" >"$out/run.log" || status=$?
+if [ "$status" != 1 ]; then
+  echo "report-browser-test: bitsim run exited $status, expected 1 (one deliberately failing scenario); see $out/run.log" >&2
+  exit 1
+fi
 
 chromium() {
   local profile
@@ -70,6 +77,11 @@ for page in "$out"/site/runs/*.html "$out/site/index.html"; do
   fi
   chromium --screenshot="$out/png/$name.png" --window-size=1400,1000 "$url" >/dev/null
 done
+# Links into pages: a trace line's anchor places the cursor; the index's filters
+# can be preset from the URL.
+mkdir -p "$out/hash"
+chromium --dump-dom "file://$(realpath "$out/site/runs/http-403-on-head.bits.html")#L15" >"$out/hash/http-403-on-head.bits.L15.html"
+chromium --dump-dom "file://$(realpath "$out/site/index.html")#verdict=fail" >"$out/hash/index.verdict-fail.html"
 
 echo "== check"
 python3 scripts/report_browser_check.py "$out" four-in-flight-limit.bits

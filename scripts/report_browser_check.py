@@ -127,6 +127,16 @@ def check_page(stem, dom_path, trace_path, slot_stem, fail):
                 fail(f"{stem}: trace line {e.get('id')} at {e['data-t']} ms links to x={e['data-x']}")
                 break
 
+    # A failed run: the verdict says so and the failing step's source line is marked.
+    failed = next((text for _, text in trace if text.startswith("FAILED ")), None)
+    if failed:
+        m = re.match(r"FAILED .*?:(\d+): step", failed)
+        marked = [e.get("id") for e in els if e["_tag"] == "span" and "failed" in classes(e)]
+        if not m or marked != [f"src-{m.group(1)}"]:
+            fail(f"{stem}: the trace fails at {failed!r}, the page marks {marked}")
+        if not any(e.get("id") == "failure" for e in els):
+            fail(f"{stem}: failed run without its failure box")
+
     # In flight: never above four; four on the slot scenario.
     values = [int(e["data-v"]) for e in els if "if" in classes(e)]
     top = max(values, default=0)
@@ -137,6 +147,32 @@ def check_page(stem, dom_path, trace_path, slot_stem, fail):
     if stem == slot_stem and top != 4:
         fail(f"{stem}: the slot scenario's chart should reach 4, reaches {top}")
     return len(jobs), len(notes), len(spans)
+
+
+def check_links(out, fail):
+    """The URL-driven views: #L15 puts the cursor on trace line 15's x; the index
+    filtered by #verdict=fail shows only the failing run."""
+    page = out / "hash" / "http-403-on-head.bits.L15.html"
+    p = Dom()
+    p.feed(page.read_text())
+    cursor = next((e for e in p.elements if e.get("id") == "cursor"), None)
+    line = next((e for e in p.elements if e.get("id") == "L15"), None)
+    if cursor is None or line is None:
+        fail(f"{page.name}: no cursor or no trace line L15")
+    elif "display: none" in cursor.get("style", "") or float(cursor["x1"]) != float(line["data-x"]):
+        fail(f"{page.name}: cursor at x={cursor.get('x1')} ({cursor.get('style')!r}), line L15 at x={line['data-x']}")
+    elif "hl" not in classes(line):
+        fail(f"{page.name}: line L15 is not highlighted")
+    index = out / "hash" / "index.verdict-fail.html"
+    p = Dom()
+    p.feed(index.read_text())
+    rows = [e for e in p.elements if e["_tag"] == "tr" and e.get("data-verdict")]
+    shown = [e for e in rows if "display: none" not in e.get("style", "")]
+    if len(rows) < 2 or [e["data-verdict"] for e in shown] != ["fail"]:
+        fail(f"{index.name}: {len(shown)} of {len(rows)} rows shown with #verdict=fail: "
+             f"{[e['data-verdict'] for e in shown]}")
+    else:
+        print(f"links    #L15 cursor at x={cursor['x1']}; #verdict=fail shows 1 of {len(rows)} runs")
 
 
 def png_colours(path):
@@ -203,6 +239,7 @@ def main():
             continue
         jobs, notes, spans = check_page(stem, dom, trace, slot_stem, problems.append)
         print(f"dom      {stem}: {jobs} lanes, {notes} notification markers, {spans} error spans")
+    check_links(out, problems.append)
     for png in sorted((out / "png").glob("*.png")):
         n, ink = png_colours(png)
         print(f"png      {png.name}: {n} colours, {ink:.0%} non-white")
