@@ -762,7 +762,10 @@ fn run_scenario_inner(
         async {
             let mut sim = Simulator::new(config);
             sim.keep_events(keep_events);
-            let (report, observed) = bitsim_scenario::run_observed(loaded, &mut sim, seed).await;
+            let (report, observed) = match keep_events {
+                true => bitsim_scenario::run_observed(loaded, &mut sim, seed).await,
+                false => (bitsim_scenario::run(loaded, &mut sim, seed).await, Default::default()),
+            };
             tracing::info!(verdict = ?report.verdict, covered = %report.covered, "scenario done");
             (report, observed)
         },

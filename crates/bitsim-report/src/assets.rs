@@ -75,6 +75,18 @@ function filter(){
   var c=document.getElementById('shown');if(c)c.textContent=shown;
 }
 ['f-folder','f-verdict'].forEach(function(id){var s=document.getElementById(id);if(s)s.addEventListener('change',filter);});
+// Links into a page: #L15 puts the cursor on trace line 15's instant;
+// #folder=errors&verdict=fail presets the index's filters.
+function fromHash(){
+  var h=decodeURIComponent(location.hash.slice(1));
+  if(/^L[0-9]+$/.test(h)){var li=document.getElementById(h);
+    if(li&&li.hasAttribute('data-x')){cursor(li.getAttribute('data-x'));mark(li.getAttribute('data-t'));}return;}
+  var any=false;
+  h.split('&').forEach(function(kv){var p=kv.split('=');var s=document.getElementById('f-'+p[0]);
+    if(p.length===2&&s){s.value=p[1];any=true;}});
+  if(any)filter();
+}
+fromHash();window.addEventListener('hashchange',fromHash);
 document.body.setAttribute('data-js','ready');
 })();
 "#;

@@ -1,11 +1,14 @@
 //! The time axis: piecewise linear, so one picture reads from milliseconds to 90
-//! days. Consecutive instants closer than [`BREAK_MS`] share one linear scale
-//! (with a minimum spacing, so events a millisecond apart stay apart); a longer
-//! idle stretch is drawn as a fixed-width break labelled with its length
-//! ("+14 days").
+//! days. An idle stretch of at least a minute that is also more than an eighth
+//! of the whole run is drawn as a fixed-width break labelled with its length
+//! ("+14 days"); everything else shares one linear scale, with a minimum spacing
+//! so events a millisecond apart stay apart. (A job retried every minute for an
+//! hour is drawn to scale; a 403 at 0 s and a check ten minutes later are not.)
 
 /// Gaps at least this long (virtual ms) may become breaks.
 pub const BREAK_MS: u64 = 60_000;
+/// ... and only when longer than this share of the run.
+const BREAK_SHARE: u64 = 8;
 /// Width of a break band, px.
 pub const BREAK_PX: f64 = 56.0;
 /// Minimum distance between two distinct instants, px.
@@ -48,7 +51,9 @@ impl Axis {
         let mut ts: Vec<u64> = times.into_iter().chain([0]).collect();
         ts.sort_unstable();
         ts.dedup();
-        let linear_ms: u64 = ts.windows(2).map(|w| w[1] - w[0]).filter(|g| *g < BREAK_MS).sum();
+        let span = ts[ts.len() - 1] - ts[0];
+        let is_break = |gap: u64| gap >= BREAK_MS && gap > span / BREAK_SHARE;
+        let linear_ms: u64 = ts.windows(2).map(|w| w[1] - w[0]).filter(|g| !is_break(*g)).sum();
         let scale = if linear_ms == 0 {
             MAX_PX_PER_MS
         } else {
@@ -61,7 +66,7 @@ impl Axis {
         for w in ts.windows(2) {
             let gap = w[1] - w[0];
             let linear = gap as f64 * scale;
-            if gap >= BREAK_MS && linear > BREAK_PX {
+            if is_break(gap) {
                 breaks.push(Break {
                     t0: w[0],
                     t1: w[1],
@@ -168,6 +173,15 @@ mod tests {
         assert_eq!(xs[0], 100.0);
         // 90 days fit in a few hundred pixels, and 1 ms is still visible.
         assert!(a.end_x < 100.0 + 2000.0, "{}", a.end_x);
+    }
+
+    #[test]
+    fn a_steady_retry_rhythm_is_drawn_to_scale() {
+        let minutes: Vec<u64> = (0..=60).map(|m| m * 60_000).collect();
+        let a = Axis::new(minutes.clone(), 0.0);
+        assert!(a.breaks.is_empty());
+        let steps: Vec<f64> = minutes.windows(2).map(|w| a.x(w[1]) - a.x(w[0])).collect();
+        assert!(steps.iter().all(|s| (s - steps[0]).abs() < 1e-9));
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub struct ConformanceCell {
 }
 
 impl ConformanceCell {
-    /// The detail page's file name (inside `conformance/`).
+    /// The detail page's file name (inside `conformance/`; [`crate::Site`] adds
+    /// `-2`… should two cells' names clash).
     pub fn page(&self) -> String {
         page_file_name(&[&self.scenario, &self.flavor, &self.backend])
     }
@@ -46,8 +47,9 @@ fn cell_label(o: &Outcome) -> &'static str {
     }
 }
 
-/// The matrix page: rows are scenario × flavor, columns backends.
-pub fn matrix(cells: &[ConformanceCell], note: &str) -> String {
+/// The matrix page: rows are scenario × flavor, columns backends; `pages[i]` is
+/// the detail page of `cells[i]`, relative to the matrix.
+pub fn matrix(cells: &[ConformanceCell], pages: &[String], note: &str) -> String {
     let mut backends: Vec<&str> = Vec::new();
     let mut rows: Vec<(&str, &str)> = Vec::new();
     for c in cells {
@@ -81,15 +83,16 @@ pub fn matrix(cells: &[ConformanceCell], note: &str) -> String {
         for b in &backends {
             match cells
                 .iter()
-                .find(|c| c.scenario == *scenario && c.flavor == *flavor && c.backend == *b)
+                .position(|c| c.scenario == *scenario && c.flavor == *flavor && c.backend == *b)
             {
-                Some(c) => {
+                Some(i) => {
+                    let c = &cells[i];
                     let _ = write!(
                         out,
-                        "<td><a class=\"cell {}\" data-outcome=\"{}\" href=\"conformance/{}\">{}</a></td>",
+                        "<td><a class=\"cell {}\" data-outcome=\"{}\" href=\"{}\">{}</a></td>",
                         class(&c.outcome),
                         c.outcome.label(),
-                        esc(&c.page()),
+                        esc(pages.get(i).map_or("", String::as_str)),
                         cell_label(&c.outcome)
                     );
                 }

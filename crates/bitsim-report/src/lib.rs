@@ -89,7 +89,7 @@ impl Site {
         let r = run.report;
         let file = self.unique(escape::page_file_name(&[&r.name, r.flavor.as_str()]));
         let path = self.dir.join("runs").join(&file);
-        std::fs::write(&path, scenario_page(run))?;
+        write(&path, &scenario_page(run))?;
         self.rows.push(IndexRow {
             name: r.name.clone(),
             flavor: r.flavor.to_string(),
@@ -104,10 +104,16 @@ impl Site {
     /// Writes `conformance.html` and one side-by-side page per cell.
     pub fn add_conformance(&mut self, cells: &[ConformanceCell], note: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(self.dir.join("conformance"))?;
+        let mut pages = Vec::with_capacity(cells.len());
         for c in cells {
-            std::fs::write(self.dir.join("conformance").join(c.page()), conformance::detail(c))?;
+            let page = self.unique(format!("conformance/{}", c.page()));
+            write(&self.dir.join(&page), &conformance::detail(c))?;
+            pages.push(page);
         }
-        std::fs::write(self.dir.join("conformance.html"), conformance::matrix(cells, note))?;
+        write(
+            &self.dir.join("conformance.html"),
+            &conformance::matrix(cells, &pages, note),
+        )?;
         self.conformance = true;
         Ok(())
     }
@@ -116,7 +122,15 @@ impl Site {
     pub fn finish(self) -> std::io::Result<PathBuf> {
         let path = self.dir.join("index.html");
         let link = self.conformance.then_some("conformance.html");
-        std::fs::write(&path, index_page(&self.title, &self.rows, link))?;
+        write(&path, &index_page(&self.title, &self.rows, link))?;
         Ok(path)
     }
+}
+
+/// Writes a page, replacing a symbolic link at its path instead of following it.
+fn write(path: &Path, html: &str) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(path)?;
+    }
+    std::fs::write(path, html)
 }

@@ -65,7 +65,9 @@ fn trace_class(text: &str) -> &'static str {
 pub fn scenario(run: &RunInput) -> String {
     let r = run.report;
     let tl = timeline::build(run.observed, r.covered.as_millis());
-    let axis = Axis::new(tl.instants(), GUTTER);
+    // Every trace line's instant is on the axis too, so each line links to an exact x.
+    let stamps = r.trace.iter().take(MAX_LINES).filter_map(|l| stamp_ms(l));
+    let axis = Axis::new(tl.instants().into_iter().chain(stamps), GUTTER);
     let (label, class) = verdict_label(&r.verdict);
     let mut out = head(&format!("{} [{}] — bitsim", r.name, r.flavor));
     let _ = write!(
@@ -111,6 +113,13 @@ pub fn scenario(run: &RunInput) -> String {
     }
     out.push_str("<h2>Timeline</h2>\n");
     legend(&mut out);
+    if tl.truncated {
+        let _ = writeln!(
+            out,
+            "<p>Only the first {} events and requests are drawn; the trace below has them all (up to {MAX_LINES} lines).</p>",
+            timeline::MAX_MARKS
+        );
+    }
     if tl.jobs.is_empty() && tl.env.is_empty() {
         out.push_str("<p>This backend recorded no structured events; the trace below is the record.</p>\n");
     }

@@ -14,6 +14,9 @@ const AXIS_H: f64 = 40.0;
 const LANE_H: f64 = 66.0;
 const ROW_H: f64 = 28.0;
 const CHART_H: f64 = 56.0;
+/// How far past the last instant the last state of each job is drawn, px (so a
+/// job cancelled at the end still shows "CANCELLED").
+const TAIL_PX: f64 = 110.0;
 /// The per-user limit the in-flight chart is drawn against (bits-spec §4.3).
 pub const SLOT_LIMIT: usize = 4;
 
@@ -114,7 +117,7 @@ fn fit(text: &str, px: f64) -> Option<String> {
 
 /// The timeline as an `<svg>` element.
 pub fn render(tl: &Timeline, axis: &Axis) -> String {
-    let width = (axis.end_x + 160.0).ceil();
+    let width = (axis.end_x + TAIL_PX + 60.0).ceil();
     let lanes = tl.jobs.len() as f64;
     let extra_rows = 1.0 + f64::from(u8::from(!tl.other_requests.is_empty()));
     let height = (AXIS_H + lanes * LANE_H + extra_rows * ROW_H + tl.in_flight.len() as f64 * CHART_H + 10.0).ceil();
@@ -138,7 +141,7 @@ pub fn render(tl: &Timeline, axis: &Axis) -> String {
     }
     let mut y = AXIS_H;
     for lane in &tl.jobs {
-        job_lane(&mut out, lane, axis, y);
+        job_lane(&mut out, lane, axis, y, tl.end);
         y += LANE_H;
     }
     env_row(&mut out, &tl.env, axis, y);
@@ -203,7 +206,7 @@ fn axis_row(out: &mut String, axis: &Axis, height: f64) {
     out.push_str("</g>");
 }
 
-fn job_lane(out: &mut String, lane: &JobLane, axis: &Axis, y: f64) {
+fn job_lane(out: &mut String, lane: &JobLane, axis: &Axis, y: f64, end: u64) {
     let _ = write!(
         out,
         r#"<g class="lane" data-job="{}"><rect class="lane-bg" x="0" y="{y}" width="100%" height="{LANE_H}"/><text class="label" x="8" y="{:.1}">{}</text><text class="sub" x="8" y="{:.1}">{}</text>"#,
@@ -214,7 +217,12 @@ fn job_lane(out: &mut String, lane: &JobLane, axis: &Axis, y: f64) {
         esc(&fit(&format!("{} · {}", lane.user, lane.job_type), GUTTER - 16.0).unwrap_or_default()),
     );
     for s in &lane.spans {
-        let (x0, x1) = (axis.x(s.t0), axis.x(s.t1));
+        let x0 = axis.x(s.t0);
+        let x1 = if s.t1 >= end {
+            axis.end_x + TAIL_PX
+        } else {
+            axis.x(s.t1)
+        };
         let error = s.error.as_ref().map_or(String::new(), |e| {
             format!(r#" data-error="{}" data-context="{}""#, esc(&e.name()), esc(&e.context))
         });
@@ -359,22 +367,17 @@ fn attempts(out: &mut String, list: &[Attempt], axis: &Axis, y: f64) {
                 );
             }
         }
-        // One label per instant: "JobError #2 → E_FAIL".
+        // One label per instant: "JobError #2 → E_FAIL · cmdline #3 exit 0".
         let first_at_t = k == 0 || list[k - 1].t != a.t;
         if first_at_t {
             let next_x = list[k..].iter().find(|o| o.t != a.t).map_or(f64::MAX, |o| axis.x(o.t));
-            let short = match (&a.cmdline, a.result, a.exit_code) {
-                (Some(_), _, Some(c)) => format!("cmdline #{} exit {c}", a.attempt),
-                (Some(_), _, None) => format!("cmdline #{}", a.attempt),
-                (None, Some(r), _) => format!(
-                    "{} #{} → {}",
-                    a.kind,
-                    a.attempt,
-                    r.name().unwrap_or_else(|| format!("0x{:08X}", r.0))
-                ),
-                (None, None, _) => format!("{} #{} blocked", a.kind, a.attempt),
+            let same: Vec<String> = list[k..].iter().take_while(|o| o.t == a.t).map(attempt_short).collect();
+            let text = if same.len() > 3 {
+                format!("{} · … ({} attempts)", same[..2].join(" · "), same.len())
+            } else {
+                same.join(" · ")
             };
-            if let Some(text) = fit(&short, (next_x - x - 12.0).min(260.0)) {
+            if let Some(text) = fit(&text, (next_x - x - 12.0).min(360.0)) {
                 let _ = write!(
                     out,
                     r#"<text class="note-label" x="{:.1}" y="{:.1}">{}</text>"#,
@@ -384,6 +387,21 @@ fn attempts(out: &mut String, list: &[Attempt], axis: &Axis, y: f64) {
                 );
             }
         }
+    }
+}
+
+/// "JobError #2 → E_FAIL", "cmdline #3 exit 0", "JobTransferred #1 blocked".
+fn attempt_short(a: &Attempt) -> String {
+    match (&a.cmdline, a.result, a.exit_code) {
+        (Some(_), _, Some(c)) => format!("cmdline #{} exit {c}", a.attempt),
+        (Some(_), _, None) => format!("cmdline #{}", a.attempt),
+        (None, Some(r), _) => format!(
+            "{} #{} → {}",
+            a.kind,
+            a.attempt,
+            r.name().unwrap_or_else(|| format!("0x{:08X}", r.0))
+        ),
+        (None, None, _) => format!("{} #{} blocked", a.kind, a.attempt),
     }
 }
 

@@ -106,7 +106,13 @@ pub struct Timeline {
     pub in_flight: Vec<InFlight>,
     /// The last instant drawn.
     pub end: u64,
+    /// Events or requests beyond [`MAX_MARKS`] were left out.
+    pub truncated: bool,
 }
+
+/// The most events, and the most requests, a timeline draws: a page stays
+/// bounded whatever a scenario does (the corpus's longest run has a few hundred).
+pub const MAX_MARKS: usize = 20_000;
 
 impl Timeline {
     /// Every instant something happens at (the axis is built through these).
@@ -147,7 +153,7 @@ pub fn build(observed: &Observed, end: u64) -> Timeline {
         })
     };
 
-    for TraceEvent { at, kind } in &observed.events {
+    for TraceEvent { at, kind } in observed.events.iter().take(MAX_MARKS) {
         let t = at.0;
         end = end.max(t);
         match kind {
@@ -286,7 +292,7 @@ pub fn build(observed: &Observed, end: u64) -> Timeline {
     }
 
     let mut other_requests = Vec::new();
-    for r in &observed.requests {
+    for r in observed.requests.iter().take(MAX_MARKS) {
         end = end.max(r.at_ms);
         let request = Request {
             t: r.at_ms,
@@ -329,5 +335,31 @@ pub fn build(observed: &Observed, end: u64) -> Timeline {
         other_requests,
         in_flight,
         end,
+        truncated: observed.events.len() > MAX_MARKS || observed.requests.len() > MAX_MARKS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitsim_model::Time;
+
+    #[test]
+    fn a_flood_of_events_is_cut_at_the_mark_limit() {
+        let observed = Observed {
+            events: (0..MAX_MARKS as u64 + 5000)
+                .map(|i| TraceEvent {
+                    at: Time(i),
+                    kind: TraceKind::Env {
+                        what: "network lost".into(),
+                    },
+                })
+                .collect(),
+            ..Observed::default()
+        };
+        let tl = build(&observed, 0);
+        assert_eq!(tl.env.len(), MAX_MARKS);
+        assert!(tl.truncated);
+        assert!(!build(&Observed::default(), 0).truncated);
     }
 }

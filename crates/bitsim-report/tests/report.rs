@@ -26,7 +26,8 @@ fn load(rel: &str) -> LoadedScenario {
 
 fn run(l: &LoadedScenario, flavor: Flavor) -> (RunReport, Observed) {
     let seed = l.scenario.seed.unwrap_or(1);
-    bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch(), &bitsim_engine::RunOptions::default()).expect("run")
+    bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch(), &bitsim_engine::RunOptions::default())
+        .expect("run")
 }
 
 fn page(l: &LoadedScenario, r: &RunReport, o: &Observed) -> String {
@@ -208,6 +209,11 @@ fn scenario_text_is_escaped_and_page_names_stay_in_the_directory() {
     let (r, o) = run(&l, Flavor::Bits);
     let site_dir = dir.join("site");
     let mut site = Site::create(&site_dir, "t").expect("site");
+    // A link planted where the page goes is replaced, not followed.
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "keep me").expect("victim");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&victim, site_dir.join("runs/________outside___evil_.bits.html")).expect("link");
     let written = site
         .add_run(&RunInput {
             loaded: &l,
@@ -219,6 +225,11 @@ fn scenario_text_is_escaped_and_page_names_stay_in_the_directory() {
         .expect("page");
     site.finish().expect("index");
     assert_eq!(written.parent(), Some(site_dir.join("runs").as_path()));
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me");
+    assert!(!std::fs::symlink_metadata(&written)
+        .expect("page")
+        .file_type()
+        .is_symlink());
     assert!(!dir.join("outside").exists() && !site_dir.join("outside").exists());
     for file in [written, site_dir.join("index.html")] {
         let html = std::fs::read_to_string(&file).expect("read");
