@@ -15,7 +15,7 @@ pub mod wire;
 
 use bitsim_model::{
     ApiCall, ApiReply, Callback, Effect, EnvEvent, Flavor, Hresult, JobId, NotificationId, NotificationKind, Profile,
-    Service, Time, TransferId, TransferWhat, UserId,
+    Service, Time, TraceEvent, TransferId, TransferWhat, UserId,
 };
 use bitsim_scenario::{Backend, CallbackPolicy, CommandRun, Delivery, NotApplicable};
 use bitsim_server::{MockServer, Plan, RequestLogEntry};
@@ -91,6 +91,8 @@ pub struct Simulator {
     delivery_index: HashMap<NotificationId, usize>,
     command_runs: Vec<CommandRun>,
     trace: Vec<String>,
+    /// The model's events behind `trace`, kept for invariant checks (`take_events`).
+    events: Vec<TraceEvent>,
     temp_names: HashMap<(JobId, usize), (PathBuf, PathBuf)>,
     last_modified: HashMap<(JobId, usize), Option<String>>,
     sessions: HashMap<JobId, String>,
@@ -128,6 +130,7 @@ impl Simulator {
             delivery_index: HashMap::new(),
             command_runs: Vec::new(),
             trace: Vec::new(),
+            events: Vec::new(),
             temp_names: HashMap::new(),
             last_modified: HashMap::new(),
             sessions: HashMap::new(),
@@ -171,6 +174,7 @@ impl Simulator {
     fn drain_model_trace(&mut self) {
         for e in self.service.take_trace() {
             self.trace.push(e.to_string());
+            self.events.push(e);
         }
     }
 
@@ -524,6 +528,21 @@ impl Backend for Simulator {
     fn take_trace(&mut self) -> Vec<String> {
         self.drain_model_trace();
         std::mem::take(&mut self.trace)
+    }
+
+    fn take_events(&mut self) -> Vec<TraceEvent> {
+        self.drain_model_trace();
+        std::mem::take(&mut self.events)
+    }
+
+    fn list_files(&self) -> Option<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Some(names)
     }
 }
 

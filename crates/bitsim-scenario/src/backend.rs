@@ -74,4 +74,14 @@ pub trait Backend {
     fn file_size(&self, name: &str) -> Option<u64>;
     /// Trace lines recorded since the last call.
     fn take_trace(&mut self) -> Vec<String>;
+    /// The model's structured trace events of the run (the runner keeps only the
+    /// lines), for invariant checks (`bitsim explore`); backends without a model have none.
+    fn take_events(&mut self) -> Vec<bitsim_model::TraceEvent> {
+        Vec::new()
+    }
+    /// Names of the files in the run's directory (for the temporary-file invariant);
+    /// `None` when the backend cannot list them.
+    fn list_files(&self) -> Option<Vec<String>> {
+        None
+    }
 }
