@@ -139,6 +139,14 @@ impl Simulator {
         }
     }
 
+    /// Aborts the transfers still running: the run is over, and a runtime that is
+    /// reused for the next run (bitsim explore) should not keep them going.
+    pub fn shutdown(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+    }
+
     /// The model, for inspection.
     pub fn service(&self) -> &Service {
         &self.service

@@ -158,11 +158,21 @@ impl JsonSchema for StepEntry {
 /// Written back as the step's own object plus `"only"` (the line is not written).
 impl Serialize for StepEntry {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut value = serde_json::to_value(&self.step).map_err(ser::Error::custom)?;
-        if let (Some(flavor), Some(fields)) = (self.only, value.as_object_mut()) {
-            fields.insert("only".into(), flavor.as_str().into());
+        use ser::SerializeMap;
+        let value = serde_json::to_value(&self.step).map_err(ser::Error::custom)?;
+        let fields = value.as_object().cloned().unwrap_or_default();
+        // `op` first, as people write steps.
+        let mut map = s.serialize_map(None)?;
+        if let Some(op) = fields.get("op") {
+            map.serialize_entry("op", op)?;
         }
-        value.serialize(s)
+        for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "op") {
+            map.serialize_entry(k, v)?;
+        }
+        if let Some(flavor) = self.only {
+            map.serialize_entry("only", flavor.as_str())?;
+        }
+        map.end()
     }
 }
 

@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// One JSON object per scenario run instead of text lines.
     #[arg(long)]
     pub json: bool,
+    /// Change a Profile field for these runs, NAME=VALUE (repeatable; `bitsim flavors`
+    /// lists them): reruns a `bitsim explore` finding made with other Profile choices.
+    #[arg(long = "profile-field", value_name = "NAME=VALUE")]
+    pub profile_field: Vec<String>,
 }
 
 pub fn parse_flavor(s: &str) -> Result<Flavor, String> {
@@ -64,7 +68,23 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let overrides = match bitsim_explore::Overrides::parse(&args.profile_field) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: --profile-field: {e}");
+            return 2;
+        }
+    };
     let scratch = std::env::temp_dir().join("bitsim-runs");
+    // One simulator harness for every scenario; each run is also checked against the
+    // invariants of `bitsim explore` (they hold for every scenario).
+    let mut sim = match bitsim_explore::Sim::new(&scratch, overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", scratch.display());
+            return 2;
+        }
+    };
     let (mut passed, mut failed) = (0usize, 0usize);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -72,14 +92,17 @@ pub fn run(args: RunArgs) -> i32 {
         for flavor in flavors_for(&l.scenario, args.flavor) {
             let seed = args.seed.or(l.scenario.seed).unwrap_or(1);
             let started = Instant::now();
-            let report = match bitsim_engine::run_scenario(l, flavor, seed, &scratch) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {}: cannot run: {e}", l.path.display());
-                    failed += 1;
-                    continue;
-                }
-            };
+            let (mut report, violations) = bitsim_explore::run_and_check(&mut sim, l, flavor, seed);
+            if let (Verdict::Passed, Some(v)) = (&report.verdict, violations.first()) {
+                report.verdict = Verdict::Failed(bitsim_scenario::Failure {
+                    file: l.path.display().to_string(),
+                    line: 0,
+                    step: 0,
+                    what: format!("invariant {}", v.invariant),
+                    expected: v.source.to_string(),
+                    actual: format!("{} at {}", v.detail, v.at),
+                });
+            }
             let wall = started.elapsed();
             if let Some(dir) = &args.trace_dir {
                 if let Err(e) = write_artifacts(dir, &report) {
@@ -93,7 +116,7 @@ pub fn run(args: RunArgs) -> i32 {
             let _ = if args.json {
                 print_json(&mut out, &report, wall)
             } else {
-                print_text(&mut out, &report, wall)
+                print_text(&mut out, &report, wall, &sim.overrides().as_flags())
             };
         }
     }
@@ -101,7 +124,12 @@ pub fn run(args: RunArgs) -> i32 {
     i32::from(failed > 0)
 }
 
-fn print_text(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) -> std::io::Result<()> {
+fn print_text(
+    out: &mut impl Write,
+    r: &RunReport,
+    wall: std::time::Duration,
+    profile_flags: &str,
+) -> std::io::Result<()> {
     let verdict = match &r.verdict {
         Verdict::Passed => "pass",
         Verdict::Failed(_) => "FAIL",
@@ -126,8 +154,8 @@ fn print_text(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) ->
         }
         writeln!(
             out,
-            "      rerun: bitsim run {} --flavor {} --seed {}",
-            f.file, r.flavor, r.seed
+            "      rerun: bitsim run {} --flavor {} --seed {}{}",
+            f.file, r.flavor, r.seed, profile_flags
         )?;
     }
     if let Verdict::NotApplicable(why) = &r.verdict {
