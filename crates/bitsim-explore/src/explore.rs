@@ -5,9 +5,11 @@
 use crate::generate;
 use crate::invariants::{self, RunFacts};
 use crate::sim::{Outcome, Overrides, Sim};
-use bitsim_model::{Flavor, Hresult};
-use bitsim_scenario::format::{Dur, Expectation, Hr, StateName};
-use bitsim_scenario::{diff, parse_scenario, LoadedScenario, RunOptions, RunReport, Scenario, Step, Verdict};
+use bitsim_model::{Flavor, Hresult, NotificationKind, TraceKind};
+use bitsim_scenario::format::{Dur, Expectation, Hr, KindName, StateName};
+use bitsim_scenario::{
+    diff, parse_scenario, LoadedScenario, RunOptions, RunReport, Scenario, Step, StepEntry, Verdict,
+};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -59,12 +61,24 @@ impl ExploreConfig {
             model: Overrides::default(),
             against: Against::Nothing,
             out,
-            scratch: std::env::temp_dir().join("bitsim-explore"),
+            scratch: default_scratch(),
             time_budget: None,
             determinism_every: 1,
             max_findings: 10,
             flavor: None,
         }
+    }
+}
+
+/// Run directories go to memory (`/dev/shm`) when there is one: every download
+/// creates, writes and renames files, and a disk file system's journal is most of a
+/// short run's cost.
+fn default_scratch() -> PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() && std::fs::create_dir_all(shm.join("bitsim-explore")).is_ok() {
+        shm.join("bitsim-explore")
+    } else {
+        std::env::temp_dir().join("bitsim-explore")
     }
 }
 
@@ -388,17 +402,86 @@ fn finalise(scenario: &Scenario, model: &mut Sim, with_states: bool) -> Scenario
             }
             Step::Expect(e) if with_states => {
                 if let Some(state) = checkpoint.and_then(|c| c.state) {
-                    **e = Expectation {
-                        job: e.job.clone(),
-                        state: Some(StateName(state)),
-                        ..Expectation::default()
-                    };
+                    e.state = Some(StateName(state));
                 }
             }
             _ => {}
         }
     }
+    if with_states {
+        // Pin what the model did at the end: each job's state and how many times it was
+        // told it transferred or failed, so the other side fails where it differs.
+        let names: std::collections::BTreeMap<_, _> = outcome
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                TraceKind::JobCreated { job, .. } => Some(*job),
+                _ => None,
+            })
+            .zip(out.steps.iter().filter_map(|s| match &s.step {
+                Step::CreateJob { job, .. } => Some(job.clone()),
+                _ => None,
+            }))
+            .collect();
+        for (id, alias) in &names {
+            for kind in [NotificationKind::JobTransferred, NotificationKind::JobError] {
+                let count = outcome
+                    .deliveries
+                    .iter()
+                    .filter(|d| d.job == *id && d.kind == kind)
+                    .count();
+                out.steps.push(entry(Step::ExpectNotifications {
+                    job: Some(alias.clone()),
+                    kind: Some(KindName(kind)),
+                    count: Some(count as u32),
+                    at_least: None,
+                    sequence: None,
+                }));
+            }
+            out.steps.push(entry(Step::Expect(Box::new(Expectation {
+                job: alias.clone(),
+                ..Expectation::default()
+            }))));
+        }
+        // The final checkpoints get their states from one more run.
+        return finalise(&out, model, false).with_final_states(model);
+    }
     out
+}
+
+fn entry(step: Step) -> StepEntry {
+    StepEntry {
+        line: 0,
+        step,
+        only: None,
+    }
+}
+
+trait FinalStates {
+    fn with_final_states(self, model: &mut Sim) -> Scenario;
+}
+
+impl FinalStates for Scenario {
+    /// Fills the states of `expect` steps that check nothing from a run.
+    fn with_final_states(mut self, model: &mut Sim) -> Scenario {
+        let Ok(loaded) = load(&self, "found") else { return self };
+        let flavor = self.flavors.first().map_or(Flavor::Bits, |f| f.0);
+        let outcome = model.run(&loaded, flavor, self.seed.unwrap_or(1), LENIENT);
+        for (entry, loaded_entry) in self.steps.iter_mut().zip(&loaded.scenario.steps) {
+            let checkpoint = outcome
+                .report
+                .projection
+                .checkpoints
+                .iter()
+                .find(|c| c.line == loaded_entry.line);
+            if let (Step::Expect(e), Some(state)) = (&mut entry.step, checkpoint.and_then(|c| c.state)) {
+                if e.state.is_none() {
+                    e.state = Some(StateName(state));
+                }
+            }
+        }
+        self
+    }
 }
 
 fn set_expect(step: &mut Step, code: Hresult) {

@@ -13,6 +13,7 @@ pub struct Outcome {
     pub report: RunReport,
     pub events: Vec<TraceEvent>,
     pub files_left: Option<Vec<String>>,
+    pub deliveries: Vec<bitsim_scenario::Delivery>,
 }
 
 /// `NAME=VALUE` profile overrides, checked against [`Profile::set_field`].
@@ -104,6 +105,7 @@ impl Sim {
             let report = bitsim_scenario::run_with(loaded, &mut sim, seed, options).await;
             let events = sim.take_events();
             let files_left = sim.list_files();
+            let deliveries = sim.deliveries();
             sim.shutdown();
             drop(sim);
             // Let the aborted tasks and their server ends finish.
@@ -114,6 +116,7 @@ impl Sim {
                 report,
                 events,
                 files_left,
+                deliveries,
             }
         });
         // Tasks a run left behind (a stalled server connection) would run on in the
