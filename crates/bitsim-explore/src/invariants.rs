@@ -230,14 +230,17 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     let mut last_env = Time::ZERO;
     let mut user_busy: BTreeMap<String, Time> = BTreeMap::new();
     let mut in_flight: BTreeMap<Delivery, String> = BTreeMap::new();
+    let mut state: BTreeMap<JobId, JobState> = BTreeMap::new();
     for e in facts.events {
         match &e.kind {
             TraceKind::JobCreated { job, user, .. } => {
                 owner.insert(*job, user.clone());
                 last_change.insert(*job, e.at);
+                state.insert(*job, JobState::Suspended);
             }
             TraceKind::State { job, to, .. } => {
                 last_change.insert(*job, e.at);
+                state.insert(*job, *to);
                 for kind in [NotificationKind::JobTransferred, NotificationKind::JobError] {
                     if raising_state(kind) == Some(*to) {
                         accepted.remove(&(*job, kind));
@@ -292,7 +295,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 if let Some(kind) = cmdline_kind.get(job).copied() {
                     if *exit_code == 0 {
                         accepted.insert((*job, kind), e.at);
-                    } else {
+                    } else if state.get(job).copied() == raising_state(kind) {
                         let user = owner.get(job).cloned().unwrap_or_default();
                         refused.insert((*job, kind), (e.at, user));
                     }
@@ -308,9 +311,12 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 if raising_state(*kind).is_none() {
                     continue;
                 }
+                // An event is owed only while the job is still in the state that raised
+                // it (a job cancelled meanwhile is owed nothing).
+                let still_owed = state.get(job).copied() == raising_state(*kind);
                 if *result == Hresult::S_OK {
                     accepted.insert((*job, *kind), e.at);
-                } else if *result != Hresult::RPC_E_DISCONNECTED {
+                } else if *result != Hresult::RPC_E_DISCONNECTED && still_owed {
                     // A disconnected callback cannot be called again: the event waits for
                     // a new registration (ref: bits-spec §4.2), which is a call on the job.
                     refused.insert((*job, *kind), (e.at, user));
