@@ -15,6 +15,9 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Runs a scenario on another backend: `(scenario, flavor, seed) -> report`.
+pub type RunElsewhere = dyn FnMut(&LoadedScenario, Flavor, u64) -> RunReport;
+
 /// A system to compare the model with.
 pub enum Against {
     /// Only the invariants, on the model.
@@ -25,10 +28,7 @@ pub enum Against {
     /// Another backend (real BITS or DO on Windows, Wine's qmgr): a function that runs
     /// a scenario there, or says why it cannot. Both sides run strictly (stopping at
     /// the first unexpected result), so they stop at the same step when they agree.
-    Backend {
-        name: String,
-        run: Box<dyn FnMut(&LoadedScenario, Flavor, u64) -> RunReport>,
-    },
+    Backend { name: String, run: Box<RunElsewhere> },
 }
 
 /// What to explore.
@@ -301,7 +301,7 @@ impl Harness {
         if let Some(p) = invariant_problem(scenario, model, flavor, &first) {
             return Some(p);
         }
-        if determinism_every > 0 && case % determinism_every == 0 {
+        if determinism_every > 0 && case.is_multiple_of(determinism_every) {
             *runs += 1;
             let second = match run_guarded(model, &loaded, flavor, seed, options) {
                 Ok(o) => o,

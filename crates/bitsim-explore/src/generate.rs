@@ -270,8 +270,8 @@ fn seconds_setting() -> impl Strategy<Value = u32> {
 /// because a day of retries and re-deliveries costs as much as a hundred short runs.
 fn span() -> impl Strategy<Value = Span> {
     prop_oneof![
-        12 => (1u64..=120).prop_map(Span::from_secs),
-        6 => prop::sample::select(vec![300u64, 600, 1_800, 3_600]).prop_map(Span::from_secs),
+        24 => (1u64..=120).prop_map(Span::from_secs),
+        12 => prop::sample::select(vec![300u64, 600, 1_800, 3_600]).prop_map(Span::from_secs),
         1 => prop::sample::select(vec![1u64, 14, 31, 91]).prop_map(Span::from_days),
     ]
 }
@@ -385,7 +385,7 @@ impl Recipe {
                     jobs.push((alias.clone(), *job_type));
                     push(Step::CreateJob {
                         job: alias,
-                        user: (*u as usize % users.len() != 0).then(|| user(*u)),
+                        user: (!(*u as usize).is_multiple_of(users.len())).then(|| user(*u)),
                         name: None,
                         job_type: (*job_type != JobType::Download).then_some(TypeName(*job_type)),
                         expect: None,
@@ -623,7 +623,7 @@ impl Recipe {
                 } => {
                     let callback = (!callback_names.is_empty())
                         .then(|| callback_names[*callback as usize % callback_names.len()].clone());
-                    let owner = (*u as usize % users.len() != 0).then(|| user(*u));
+                    let owner = (!(*u as usize).is_multiple_of(users.len())).then(|| user(*u));
                     for _ in 0..*n {
                         let alias = format!("j{}", jobs.len() + 1);
                         jobs.push((alias.clone(), JobType::Download));

@@ -347,17 +347,26 @@ const FIELD_SETTERS: &[FieldSetter] = &[
     FieldSetter {
         name: "reports_connecting",
         takes: "true|false",
-        set: |p, v| Ok(p.reports_connecting = parse_bool(v)?),
+        set: |p, v| {
+            p.reports_connecting = parse_bool(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "max_active_background",
         takes: "a count or `unbounded`",
-        set: |p, v| Ok(p.max_active_background = parse_count(v)?),
+        set: |p, v| {
+            p.max_active_background = parse_count(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "time_slice",
         takes: "a duration or `none`",
-        set: |p, v| Ok(p.time_slice = parse_optional_span(v)?),
+        set: |p, v| {
+            p.time_slice = parse_optional_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "context_policy",
@@ -374,7 +383,10 @@ const FIELD_SETTERS: &[FieldSetter] = &[
     FieldSetter {
         name: "default_min_retry_delay",
         takes: "a duration",
-        set: |p, v| Ok(p.default_min_retry_delay = parse_span(v)?),
+        set: |p, v| {
+            p.default_min_retry_delay = parse_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "retry_delay",
@@ -390,12 +402,18 @@ const FIELD_SETTERS: &[FieldSetter] = &[
     FieldSetter {
         name: "default_no_progress_timeout_foreground",
         takes: "a duration",
-        set: |p, v| Ok(p.default_no_progress_timeout.0 = parse_span(v)?),
+        set: |p, v| {
+            p.default_no_progress_timeout.0 = parse_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "default_no_progress_timeout_background",
         takes: "a duration",
-        set: |p, v| Ok(p.default_no_progress_timeout.1 = parse_span(v)?),
+        set: |p, v| {
+            p.default_no_progress_timeout.1 = parse_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "no_progress_error",
@@ -411,62 +429,98 @@ const FIELD_SETTERS: &[FieldSetter] = &[
     FieldSetter {
         name: "default_max_download_time",
         takes: "a duration",
-        set: |p, v| Ok(p.default_max_download_time = parse_span(v)?),
+        set: |p, v| {
+            p.default_max_download_time = parse_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "inactivity_timeout",
         takes: "a duration or `none`",
-        set: |p, v| Ok(p.inactivity_timeout = parse_optional_span(v)?),
+        set: |p, v| {
+            p.inactivity_timeout = parse_optional_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "retention",
         takes: "a duration or `none`",
-        set: |p, v| Ok(p.retention = parse_optional_span(v)?),
+        set: |p, v| {
+            p.retention = parse_optional_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "supports_cmdline",
         takes: "true|false",
-        set: |p, v| Ok(p.supports_cmdline = parse_bool(v)?),
+        set: |p, v| {
+            p.supports_cmdline = parse_bool(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "supports_reply",
         takes: "true|false",
-        set: |p, v| Ok(p.supports_reply = parse_bool(v)?),
+        set: |p, v| {
+            p.supports_reply = parse_bool(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "honours_disable",
         takes: "true|false",
-        set: |p, v| Ok(p.honours_disable = parse_bool(v)?),
+        set: |p, v| {
+            p.honours_disable = parse_bool(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "job_callback_success",
         takes: "exactly_s_ok|any_success",
-        set: |p, v| Ok(p.job_callback_success = parse_success_rule(v)?),
+        set: |p, v| {
+            p.job_callback_success = parse_success_rule(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "file_callback_success",
         takes: "exactly_s_ok|any_success",
-        set: |p, v| Ok(p.file_callback_success = parse_success_rule(v)?),
+        set: |p, v| {
+            p.file_callback_success = parse_success_rule(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "callback_retry_interval_min",
         takes: "a duration",
-        set: |p, v| Ok(p.callback_retry_interval.0 = parse_span(v)?),
+        set: |p, v| {
+            p.callback_retry_interval.0 = parse_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "callback_retry_interval_max",
         takes: "a duration",
-        set: |p, v| Ok(p.callback_retry_interval.1 = parse_span(v)?),
+        set: |p, v| {
+            p.callback_retry_interval.1 = parse_span(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "max_notifications_in_flight_per_user",
         takes: "a count",
-        set: |p, v| Ok(p.max_notifications_in_flight_per_user = parse_count(v)?),
+        set: |p, v| {
+            p.max_notifications_in_flight_per_user = parse_count(v)?;
+            Ok(())
+        },
     },
     FieldSetter {
         name: "no_progress_runs_while_disconnected",
         takes: "true|false",
-        set: |p, v| Ok(p.no_progress_runs_while_disconnected = parse_bool(v)?),
+        set: |p, v| {
+            p.no_progress_runs_while_disconnected = parse_bool(v)?;
+            Ok(())
+        },
     },
 ];
 

@@ -732,7 +732,7 @@ impl Serialize for Dur {
         let ms = (self.0).0;
         let unit = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")]
             .into_iter()
-            .find(|(n, _)| ms > 0 && ms % n == 0);
+            .find(|(n, _)| ms > 0 && ms.is_multiple_of(*n));
         match unit {
             Some((n, u)) => s.serialize_str(&format!("{}{u}", ms / n)),
             None => s.serialize_str(&format!("{ms}ms")),
