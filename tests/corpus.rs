@@ -35,6 +35,15 @@ fn every_fixture_passes_is_deterministic_and_matches_its_snapshot() {
                 first.verdict,
                 first.trace_text()
             );
+            // The invariants `bitsim explore` checks hold for every fixture (this is what
+            // makes a found scenario a regression test).
+            let mut sim = bitsim_explore::Sim::new(&scratch(), bitsim_explore::Overrides::default()).expect("sim");
+            let (_, violations) = bitsim_explore::run_and_check(&mut sim, &loaded, flavor, seed);
+            assert!(
+                violations.is_empty(),
+                "{} [{flavor}]: {violations:?}\n{rerun}",
+                loaded.name
+            );
             snapshot.push_str(&format!("## {} [{flavor}] seed={seed}\n", loaded.name));
             snapshot.push_str(&first.trace_text());
             snapshot.push('\n');

@@ -229,6 +229,14 @@ impl Simulator {
         }
     }
 
+    /// Aborts the transfers still running: the run is over, and a runtime that is
+    /// reused for the next run (bitsim explore) should not keep them going.
+    pub fn shutdown(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+    }
+
     /// The model, for inspection.
     pub fn service(&self) -> &Service {
         &self.service
@@ -672,6 +680,16 @@ impl Backend for Simulator {
         self.drain_model_trace();
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
     }
+
+    fn list_files(&self) -> Option<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Some(names)
+    }
 }
 
 /// Limits of one simulator run.
@@ -685,6 +703,8 @@ pub struct RunOptions {
     pub max_steps_per_instant: u64,
     /// See [`SimConfig::max_trace_lines`].
     pub max_trace_lines: u64,
+    /// The model's Profile, when not the flavor's own (`--profile-field`).
+    pub profile: Option<bitsim_model::Profile>,
 }
 
 /// The CLI's default `--timeout`: 60 s of wall-clock time per scenario run.
@@ -697,6 +717,7 @@ impl Default for RunOptions {
             keep_run_dir: false,
             max_steps_per_instant: MAX_STEPS_PER_INSTANT,
             max_trace_lines: MAX_TRACE_LINES,
+            profile: None,
         }
     }
 }
@@ -757,6 +778,9 @@ fn run_scenario_inner(
     config.max_steps_per_instant = options.max_steps_per_instant;
     config.max_trace_lines = options.max_trace_lines;
     config.stop = Some(stop);
+    if let Some(profile) = &options.profile {
+        config.profile = profile.clone();
+    }
     let span = tracing::info_span!("scenario", name = %loaded.name, flavor = %flavor, seed);
     let report = rt.block_on(tracing::Instrument::instrument(
         async {

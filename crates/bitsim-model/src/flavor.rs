@@ -283,3 +283,343 @@ impl Profile {
         }
     }
 }
+
+/// One settable [`Profile`] field: its name, what it takes, and how to set it.
+struct FieldSetter {
+    name: &'static str,
+    takes: &'static str,
+    set: fn(&mut Profile, &str) -> Result<(), String>,
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("`{v}` is not true or false")),
+    }
+}
+
+fn parse_count(v: &str) -> Result<usize, String> {
+    match v {
+        "unbounded" => Ok(usize::MAX),
+        _ => v.parse().map_err(|_| format!("`{v}` is not a count")),
+    }
+}
+
+/// Seconds, or a number with a unit (`500ms`, `30s`, `10m`, `2h`, `14d`).
+fn parse_span(v: &str) -> Result<Span, String> {
+    let bad = || format!("`{v}` is not a duration (e.g. 30, 30s, 500ms, 10m, 2h, 14d)");
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Span::from_secs(secs));
+    }
+    let split = v.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let n: u64 = v[..split].parse().map_err(|_| bad())?;
+    let ms = match &v[split..] {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(ms).map(Span).ok_or_else(bad)
+}
+
+fn parse_optional_span(v: &str) -> Result<Option<Span>, String> {
+    if v == "none" {
+        Ok(None)
+    } else {
+        parse_span(v).map(Some)
+    }
+}
+
+fn parse_success_rule(v: &str) -> Result<SuccessRule, String> {
+    match v {
+        "exactly_s_ok" => Ok(SuccessRule::ExactlySOk),
+        "any_success" => Ok(SuccessRule::AnySuccess),
+        _ => Err(format!("`{v}` is not exactly_s_ok or any_success")),
+    }
+}
+
+/// The fields `--profile-field NAME=VALUE` can change: the UNVERIFIED choices and the
+/// documented numbers a reader may want to vary (ref: bits-spec §11 open questions).
+const FIELD_SETTERS: &[FieldSetter] = &[
+    FieldSetter {
+        name: "reports_connecting",
+        takes: "true|false",
+        set: |p, v| {
+            p.reports_connecting = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "max_active_background",
+        takes: "a count or `unbounded`",
+        set: |p, v| {
+            p.max_active_background = parse_count(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "time_slice",
+        takes: "a duration or `none`",
+        set: |p, v| {
+            p.time_slice = parse_optional_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "context_policy",
+        takes: "detailed|remote_file_only_for_403",
+        set: |p, v| {
+            p.context_policy = match v {
+                "detailed" => ContextPolicy::Detailed,
+                "remote_file_only_for_403" => ContextPolicy::RemoteFileOnlyFor403,
+                _ => return Err(format!("`{v}` is not detailed or remote_file_only_for_403")),
+            };
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "default_min_retry_delay",
+        takes: "a duration",
+        set: |p, v| {
+            p.default_min_retry_delay = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "retry_delay",
+        takes: "`job` (MinimumRetryDelay) or a fixed duration",
+        set: |p, v| {
+            p.retry_delay = match v {
+                "job" => RetryDelay::JobSetting,
+                _ => RetryDelay::Fixed(parse_span(v)?),
+            };
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "default_no_progress_timeout_foreground",
+        takes: "a duration",
+        set: |p, v| {
+            p.default_no_progress_timeout.0 = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "default_no_progress_timeout_background",
+        takes: "a duration",
+        set: |p, v| {
+            p.default_no_progress_timeout.1 = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "no_progress_error",
+        takes: "`keep_last` or an HRESULT",
+        set: |p, v| {
+            p.no_progress_error = match v {
+                "keep_last" => NoProgressError::KeepLast,
+                _ => NoProgressError::Code(Hresult::parse(v).ok_or_else(|| format!("`{v}` is not an HRESULT"))?),
+            };
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "default_max_download_time",
+        takes: "a duration",
+        set: |p, v| {
+            p.default_max_download_time = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "inactivity_timeout",
+        takes: "a duration or `none`",
+        set: |p, v| {
+            p.inactivity_timeout = parse_optional_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "retention",
+        takes: "a duration or `none`",
+        set: |p, v| {
+            p.retention = parse_optional_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "supports_cmdline",
+        takes: "true|false",
+        set: |p, v| {
+            p.supports_cmdline = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "supports_reply",
+        takes: "true|false",
+        set: |p, v| {
+            p.supports_reply = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "honours_disable",
+        takes: "true|false",
+        set: |p, v| {
+            p.honours_disable = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "job_callback_success",
+        takes: "exactly_s_ok|any_success",
+        set: |p, v| {
+            p.job_callback_success = parse_success_rule(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "file_callback_success",
+        takes: "exactly_s_ok|any_success",
+        set: |p, v| {
+            p.file_callback_success = parse_success_rule(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "callback_retry_interval_min",
+        takes: "a duration",
+        set: |p, v| {
+            p.callback_retry_interval.0 = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "callback_retry_interval_max",
+        takes: "a duration",
+        set: |p, v| {
+            p.callback_retry_interval.1 = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "max_notifications_in_flight_per_user",
+        takes: "a count",
+        set: |p, v| {
+            p.max_notifications_in_flight_per_user = parse_count(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "no_progress_runs_while_disconnected",
+        takes: "true|false",
+        set: |p, v| {
+            p.no_progress_runs_while_disconnected = parse_bool(v)?;
+            Ok(())
+        },
+    },
+];
+
+impl Profile {
+    /// Sets one field by name from text (`bitsim explore --profile-field NAME=VALUE`),
+    /// so two readings of the docs can be compared without a code change.
+    ///
+    /// ```
+    /// let mut p = bitsim_model::Profile::bits();
+    /// p.set_field("time_slice", "none").unwrap();
+    /// assert_eq!(p.time_slice, None);
+    /// assert!(p.set_field("time_slice", "soon").is_err());
+    /// ```
+    pub fn set_field(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let setter = FIELD_SETTERS.iter().find(|f| f.name == name).ok_or_else(|| {
+            let known: Vec<&str> = FIELD_SETTERS.iter().map(|f| f.name).collect();
+            format!("unknown profile field `{name}` (one of: {})", known.join(", "))
+        })?;
+        (setter.set)(self, value.trim()).map_err(|e| format!("profile field `{name}` takes {}: {e}", setter.takes))?;
+        let (lo, hi) = self.callback_retry_interval;
+        if lo > hi {
+            return Err(format!(
+                "callback_retry_interval_min ({lo}) is larger than callback_retry_interval_max ({hi})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fields [`Profile::set_field`] accepts, with what each takes.
+    pub fn settable_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
+        FIELD_SETTERS.iter().map(|f| (f.name, f.takes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_field_changes_exactly_that_field() {
+        let mut p = Profile::bits();
+        p.set_field("max_notifications_in_flight_per_user", "2").unwrap();
+        assert_eq!(p.max_notifications_in_flight_per_user, 2);
+        p.set_field("retry_delay", "45s").unwrap();
+        assert_eq!(p.retry_delay, RetryDelay::Fixed(Span::from_secs(45)));
+        p.set_field("retry_delay", "job").unwrap();
+        assert_eq!(p.retry_delay, RetryDelay::JobSetting);
+        p.set_field("job_callback_success", "any_success").unwrap();
+        assert_eq!(p.job_callback_success, SuccessRule::AnySuccess);
+        p.set_field("inactivity_timeout", "none").unwrap();
+        assert_eq!(p.inactivity_timeout, None);
+        p.set_field("default_no_progress_timeout_background", "10m").unwrap();
+        assert_eq!(p.default_no_progress_timeout.1, Span::from_secs(600));
+        p.set_field("no_progress_error", "0x8020000E").unwrap();
+        assert_eq!(p.no_progress_error, NoProgressError::Code(Hresult(0x8020_000E)));
+        assert_eq!(p.time_slice, Profile::bits().time_slice, "untouched fields stay");
+    }
+
+    #[test]
+    fn every_settable_field_has_a_working_setter() {
+        for (name, _) in Profile::settable_fields() {
+            let mut p = Profile::bits();
+            let value = FIELD_SETTERS
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.takes)
+                .unwrap_or("");
+            // The first accepted example of each kind of value.
+            let sample = if value.starts_with("true") {
+                "false"
+            } else if value.contains("duration") {
+                "90s"
+            } else if value.contains("count") {
+                "3"
+            } else if value.starts_with("exactly") {
+                "any_success"
+            } else if value.starts_with("detailed") {
+                "remote_file_only_for_403"
+            } else {
+                "keep_last"
+            };
+            p.set_field(name, sample)
+                .unwrap_or_else(|e| panic!("{name}={sample}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bad_names_and_values_are_clear_errors() {
+        let mut p = Profile::bits();
+        let e = p.set_field("colour", "blue").unwrap_err();
+        assert!(
+            e.contains("unknown profile field `colour`") && e.contains("time_slice"),
+            "{e}"
+        );
+        let e = p.set_field("reports_connecting", "maybe").unwrap_err();
+        assert!(e.contains("true|false"), "{e}");
+        let e = p.set_field("time_slice", "99999999999999999999d").unwrap_err();
+        assert!(e.contains("not a duration"), "{e}");
+        let e = p.set_field("callback_retry_interval_min", "1h").unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
+    }
+}

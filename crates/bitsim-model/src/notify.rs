@@ -311,7 +311,7 @@ impl Service {
             let attempt = ch.attempt;
             let kind = ch.kind.unwrap_or(NotificationKind::JobModification);
             self.users[user.0 as usize].in_flight += 1;
-            self.deliveries.insert(nid, (id, channel));
+            self.deliveries.insert(nid, (id, channel, kind, attempt));
             let in_flight = self.users[user.0 as usize].in_flight;
             let user_name = self.users[user.0 as usize].name.clone();
             self.record(TraceKind::NotifySent {
@@ -342,7 +342,7 @@ impl Service {
         ch.attempt += 1;
         ch.phase = Phase::CmdLine(nid);
         let (attempt, kind) = (ch.attempt, ch.kind.unwrap_or(NotificationKind::JobTransferred));
-        self.deliveries.insert(nid, (id, Channel::Final));
+        self.deliveries.insert(nid, (id, Channel::Final, kind, attempt));
         self.record(TraceKind::CmdLineRun {
             job: id,
             kind,
@@ -361,9 +361,17 @@ impl Service {
     /// means the callback object is gone: its registration is dropped.
     pub fn notification_returned(&mut self, now: Time, id: NotificationId, hr: Hresult) {
         self.advance(now);
-        let Some((job_id, channel)) = self.deliveries.remove(&id) else {
+        let Some((job_id, channel, kind, attempt)) = self.deliveries.remove(&id) else {
             return;
         };
+        // Traced before the freed slot is reused, and also when the job has moved on
+        // (cancelled, completed) since the call: the call held a slot until now.
+        self.record(TraceKind::NotifyReturned {
+            job: job_id,
+            kind,
+            attempt,
+            result: hr,
+        });
         let owner = self.job(job_id).callback_user;
         let u = &mut self.users[owner.0 as usize];
         u.in_flight = u.in_flight.saturating_sub(1);
@@ -372,13 +380,6 @@ impl Service {
             self.pump_user(owner);
             return;
         }
-        let kind = ch.kind.unwrap_or(NotificationKind::JobModification);
-        self.record(TraceKind::NotifyReturned {
-            job: job_id,
-            kind,
-            attempt: ch.attempt,
-            result: hr,
-        });
         if hr == Hresult::RPC_E_DISCONNECTED {
             // ref: bits-spec §4.2: a new pointer gets the notification again
             self.job_mut(job_id).callback = None;
@@ -428,7 +429,7 @@ impl Service {
     /// program completed or cancelled the job).
     pub fn command_line_exited(&mut self, now: Time, id: NotificationId, exit_code: i32) {
         self.advance(now);
-        let Some((job_id, _)) = self.deliveries.remove(&id) else {
+        let Some((job_id, ..)) = self.deliveries.remove(&id) else {
             return;
         };
         if self.job(job_id).channels.final_.phase != Phase::CmdLine(id) {

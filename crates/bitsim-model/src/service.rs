@@ -223,7 +223,9 @@ pub struct Service {
     pub(crate) effects: VecDeque<Effect>,
     pub(crate) trace: Vec<TraceEvent>,
     pub(crate) trace_enabled: bool,
-    pub(crate) deliveries: HashMap<NotificationId, (JobId, crate::notify::Channel)>,
+    /// Calls and command-line runs under way: the job, channel, kind and attempt.
+    pub(crate) deliveries:
+        HashMap<NotificationId, (JobId, crate::notify::Channel, crate::notify::NotificationKind, u32)>,
     /// The job each live transfer belongs to.
     transfers: HashMap<TransferId, JobId>,
     pub(crate) next_id: u64,

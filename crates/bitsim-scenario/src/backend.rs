@@ -89,4 +89,9 @@ pub trait Backend {
     fn halted(&self) -> Option<String> {
         None
     }
+    /// Names of the files in the run's directory (for the temporary-file invariant);
+    /// `None` when the backend cannot list them.
+    fn list_files(&self) -> Option<Vec<String>> {
+        None
+    }
 }

@@ -7,43 +7,43 @@ use bitsim_model::{
 };
 use bitsim_server::Plan;
 use schemars::JsonSchema;
-use serde::{de, Deserialize, Deserializer, Serialize};
+use serde::{de, ser, Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// One scenario file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Optional `$schema` pointer for editors; ignored.
-    #[serde(rename = "$schema", default)]
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// What the scenario shows, in a sentence.
     pub description: String,
     /// The reference rows or real-client ids it covers (e.g. "bits-spec §1.3", "MOZ-05").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub covers: Vec<String>,
     /// Flavors to run under; default `["bits"]`.
     #[serde(default = "default_flavors")]
     pub flavors: Vec<FlavorName>,
     /// Seed for the model and the server; `--seed` overrides it. Default 1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Users; the first is the default owner. Default `["alice"]`.
     #[serde(default = "default_users")]
     pub users: Vec<String>,
     /// The server's fault plan, inline. Default: the built-in routes only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
     /// The server's fault plan as a path relative to this file.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<String>,
     /// Callback objects by name, and how they answer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub callbacks: BTreeMap<String, CallbackPolicy>,
     /// Only on the simulator (a real run would take too long, or the step needs
     /// something only the simulator can do).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sim_only: bool,
     /// What happens, in order.
     pub steps: Vec<StepEntry>,
@@ -80,31 +80,35 @@ impl<'de> Deserialize<'de> for FlavorName {
 }
 
 /// How a callback object answers each delivery.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackPolicy {
     /// Return codes for successive deliveries; the last one repeats. Default `["S_OK"]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returns: Vec<Hr>,
     /// Per callback method, overriding `returns` (e.g. `{"JobModification": ["S_OK"]}`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub returns_by_kind: BTreeMap<KindName, Vec<Hr>>,
     /// Block each call this long (virtual time) before returning.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<Dur>,
     /// Block each call until a `release_callback` step.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub block_until_release: bool,
     /// The callback's process is gone: every call fails with RPC_E_DISCONNECTED.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disconnected: bool,
     /// Implements IBackgroundCopyCallback2 (FileTransferred). Default true.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub callback2: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Internally tagged enums lose serde's field path, so the field an error is
@@ -156,6 +160,27 @@ impl JsonSchema for StepEntry {
     }
 }
 
+/// Written back as the step's own object plus `"only"` (the line is not written).
+impl Serialize for StepEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use ser::SerializeMap;
+        let value = serde_json::to_value(&self.step).map_err(ser::Error::custom)?;
+        let fields = value.as_object().cloned().unwrap_or_default();
+        // `op` first, as people write steps.
+        let mut map = s.serialize_map(None)?;
+        if let Some(op) = fields.get("op") {
+            map.serialize_entry("op", op)?;
+        }
+        for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "op") {
+            map.serialize_entry(k, v)?;
+        }
+        if let Some(flavor) = self.only {
+            map.serialize_entry("only", flavor.as_str())?;
+        }
+        map.end()
+    }
+}
+
 impl<'de> Deserialize<'de> for StepEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut value = serde_json::Value::deserialize(d)?;
@@ -179,32 +204,32 @@ impl<'de> Deserialize<'de> for StepEntry {
 
 /// One step. `expect` on an API call is the HRESULT it must return (default: any
 /// success).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// IBackgroundCopyManager::CreateJob; `job` is the alias later steps use.
     CreateJob {
         job: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
-        #[serde(rename = "type", default)]
+        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
         job_type: Option<TypeName>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// GetJob by alias, as `user`.
     GetJob {
         job: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// EnumJobs for `user`: the aliases expected, in creation order.
     EnumJobs {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<String>,
         jobs: Vec<String>,
     },
@@ -214,67 +239,67 @@ pub enum Step {
         job: String,
         url: String,
         local: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// AddFileSet.
     AddFiles {
         job: String,
         files: Vec<FileSpec>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     Resume {
         job: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     Suspend {
         job: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     Cancel {
         job: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     Complete {
         job: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     SetDisplayName {
         job: String,
         value: TextSpec,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     SetDescription {
         job: String,
         value: TextSpec,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// A BG_JOB_PRIORITY name, or a number (invalid ones give E_NOTIMPL).
     SetPriority {
         job: String,
         value: PrioritySpec,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// `"JOB_TRANSFERRED|JOB_ERROR"` or a number.
     SetNotifyFlags {
         job: String,
         value: FlagsSpec,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// Register a callback from `callbacks`, or `null` to remove it.
     SetNotifyInterface {
         job: String,
         callback: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// Register the notify command line; `exit_codes` are its successive exit codes
@@ -282,49 +307,50 @@ pub enum Step {
     SetNotifyCmdline {
         job: String,
         program: Option<TextSpec>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         parameters: Option<TextSpec>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         exit_codes: Vec<i32>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     SetMinimumRetryDelay {
         job: String,
         seconds: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     SetNoProgressTimeout {
         job: String,
         seconds: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     SetMaximumDownloadTime {
         job: String,
         seconds: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     SetReplyFileName {
         job: String,
         local: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// IBackgroundCopyJob::TakeOwnership: `user` becomes the owner.
     TakeOwnership {
         job: String,
         user: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<Hr>,
     },
     /// Let time pass until the job is in one of `states`; fail after `within`.
     Wait {
         job: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         state: Option<StateName>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         states: Vec<StateName>,
         within: Dur,
     },
@@ -351,9 +377,9 @@ pub enum Step {
     ServiceRestart {},
     /// Replace the server's plan.
     SetPlan {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         plan: Option<Plan>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         plan_file: Option<String>,
     },
     /// Let every blocked call of a `block_until_release` callback return.
@@ -364,23 +390,23 @@ pub enum Step {
     Expect(Box<Expectation>),
     /// Compare the notifications delivered so far.
     ExpectNotifications {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         job: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<KindName>,
         /// Exactly this many deliveries (of `kind`, to `job`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         count: Option<u32>,
         /// At least this many.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         at_least: Option<u32>,
         /// These deliveries, in order (matching the filtered list exactly).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         sequence: Option<Vec<DeliveryExpect>>,
     },
     /// Notifications delivered and not yet returned, for a user (simulator only).
     ExpectInFlight {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<String>,
         count: usize,
     },
@@ -391,91 +417,91 @@ pub enum Step {
     },
     /// Files in the run's directory.
     ExpectFiles {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         present: Vec<FileExpect>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         absent: Vec<String>,
     },
     /// Requests the mock server saw (simulator only).
     ExpectRequests {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         method: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
         /// BITS-Packet-Type for uploads.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         packet: Option<String>,
         count: usize,
     },
 }
 
 /// What `expect` compares; absent fields are not checked.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     pub job: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateName>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ProgressExpect>,
     /// File progress, by file index.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_progress: Option<FileProgressExpect>,
     /// The job error (GetError); `{"hresult": "BG_E_ERROR_INFORMATION_UNAVAILABLE"}`
     /// alone expects GetError to fail with it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorExpect>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_count: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<PrioritySpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_flags: Option<FlagsSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_retry_delay: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_progress_timeout: Option<u32>,
     /// GetReplyProgress (`bytes_total` may be "unknown").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_progress: Option<ProgressExpect>,
     /// GetReplyData: its length, or the HRESULT it fails with.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_data: Option<ReplyDataExpect>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressExpect {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_total: Option<SizeSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_transferred: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_total: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_transferred: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileProgressExpect {
     pub file: usize,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_total: Option<SizeSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_transferred: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorExpect {
     pub hresult: Hr,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextName>,
     /// The file index the error is tied to, or `null` for none.
-    #[serde(default, deserialize_with = "some_option")]
+    #[serde(default, deserialize_with = "some_option", skip_serializing_if = "Option::is_none")]
     pub file: Option<Option<usize>>,
 }
 
@@ -483,7 +509,7 @@ fn some_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>,
     Option::<usize>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ReplyDataExpect {
     Length(u64),
@@ -491,41 +517,41 @@ pub enum ReplyDataExpect {
 }
 
 /// One expected delivery.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryExpect {
     pub kind: KindName,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
     /// What the callback returned.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub returned: Option<Hr>,
     /// For JobError: the error delivered.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hresult: Option<Hr>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextName>,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     pub url: String,
     pub local: String,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileExpect {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
 }
 
 /// Text, or `{"repeat": "x", "times": 257}` for length-limit tests.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum TextSpec {
     Text(String),
@@ -547,10 +573,16 @@ impl TextSpec {
 
 /// Declares a string newtype parsed by a `parse` function, with a schema of type string.
 macro_rules! parsed_string {
-    ($(#[$m:meta])* $name:ident($inner:ty), $parse:expr, $what:literal) => {
+    ($(#[$m:meta])* $name:ident($inner:ty), $parse:expr, $show:expr, $what:literal) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub $inner);
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let show: fn($inner) -> String = $show;
+                s.serialize_str(&show(self.0))
+            }
+        }
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -571,23 +603,23 @@ macro_rules! parsed_string {
 
 parsed_string!(
     /// An HRESULT: a name (`BG_E_INVALID_STATE`, `BG_E_HTTP_ERROR_403`) or hex `0x80200002`.
-    Hr(Hresult), Hresult::parse, "HRESULT (name or 0x hex)"
+    Hr(Hresult), Hresult::parse, |h| h.name().unwrap_or_else(|| format!("0x{:08X}", h.0)), "HRESULT (name or 0x hex)"
 );
 parsed_string!(
     /// A BG_JOB_STATE name (`TRANSIENT_ERROR`).
-    StateName(JobState), JobState::parse, "job state"
+    StateName(JobState), JobState::parse, |s| s.as_str().into(), "job state"
 );
 parsed_string!(
     /// A BG_JOB_TYPE name (`DOWNLOAD`, `UPLOAD`, `UPLOAD_REPLY`).
-    TypeName(JobType), JobType::parse, "job type"
+    TypeName(JobType), JobType::parse, |t| t.as_str().into(), "job type"
 );
 parsed_string!(
     /// A BG_ERROR_CONTEXT name (`REMOTE_FILE`).
-    ContextName(ErrorContext), ErrorContext::parse, "error context"
+    ContextName(ErrorContext), ErrorContext::parse, |c| c.as_str().into(), "error context"
 );
 parsed_string!(
     /// A callback method (`JobTransferred`, `JobError`, `JobModification`, `FileTransferred`).
-    KindName(NotificationKind), parse_kind, "notification kind"
+    KindName(NotificationKind), parse_kind, |k| k.to_string(), "notification kind"
 );
 
 fn parse_kind(s: &str) -> Option<NotificationKind> {
@@ -601,6 +633,16 @@ fn parse_kind(s: &str) -> Option<NotificationKind> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(with = "serde_json::Value")]
 pub struct PrioritySpec(pub u32);
+
+/// Written as the priority's name when it has one, else as the number.
+impl Serialize for PrioritySpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match JobPriority::from_value(self.0) {
+            Some(p) => s.serialize_str(p.as_str()),
+            None => s.serialize_u32(self.0),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for PrioritySpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -628,6 +670,12 @@ impl<'de> Deserialize<'de> for PrioritySpec {
 #[schemars(with = "serde_json::Value")]
 pub struct FlagsSpec(pub u32);
 
+impl Serialize for FlagsSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for FlagsSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(d)? {
@@ -653,6 +701,16 @@ impl<'de> Deserialize<'de> for FlagsSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(with = "serde_json::Value")]
 pub struct SizeSpec(pub u64);
+
+impl Serialize for SizeSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == bitsim_model::BG_SIZE_UNKNOWN {
+            s.serialize_str("unknown")
+        } else {
+            s.serialize_u64(self.0)
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for SizeSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -721,6 +779,20 @@ impl Dur {
     fn from_ms_f64(ms: f64) -> Option<Dur> {
         let ok = ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 && ms <= Dur::MAX_MS as f64;
         ok.then_some(Dur(Span(ms as u64)))
+    }
+}
+
+/// Written in the largest unit that divides it exactly (`"30s"`, `"1500ms"`).
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ms = (self.0).0;
+        let unit = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")]
+            .into_iter()
+            .find(|(n, _)| ms > 0 && ms.is_multiple_of(*n));
+        match unit {
+            Some((n, u)) => s.serialize_str(&format!("{}{u}", ms / n)),
+            None => s.serialize_str(&format!("{ms}ms")),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ pub use format::{CallbackPolicy, Scenario, Step, StepEntry};
 pub use load::{discover, load_file, load_plan, parse_scenario, LoadError, LoadedScenario};
 pub use observed::Observed;
 pub use projection::{diff, diff_lines, Projection};
-pub use runner::{flavors_for, run, run_observed, Failure, RunReport, Verdict};
+pub use runner::{flavors_for, run, run_full, run_observed, run_with, Failure, RunOptions, RunReport, Verdict};
 
 /// The JSON Schema of scenario files, as `bitsim schema` prints it. Every step
 /// variant also accepts `"only": "bits" | "do"`.

@@ -24,6 +24,9 @@ pub struct Observed {
     pub connections: BTreeMap<u64, JobId>,
     pub deliveries: Vec<Delivery>,
     pub command_runs: Vec<CommandRun>,
+    /// Names of the files left in the run's directory when it ended, where the
+    /// backend can list them (the temporary-file invariant of `bitsim explore`).
+    pub files_left: Option<Vec<String>>,
 }
 
 impl Observed {

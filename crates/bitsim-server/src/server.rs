@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::plan::{Plan, ReplySpec};
 use crate::reply::{Outcome, RawMode, Reply};
-use crate::util::{make_pattern, Rng};
+use crate::util::{shared_pattern, Rng};
 
 /// Buffer size of each in-memory pipe direction.
 const DUPLEX_BUF: usize = 64 * 1024;
@@ -185,7 +185,7 @@ impl Inner {
                 if st.patterns.len() > 16 {
                     st.patterns.clear();
                 }
-                st.patterns.entry(s).or_insert_with(|| make_pattern(s)).clone()
+                st.patterns.entry(s).or_insert_with(|| shared_pattern(s)).clone()
             }
         }
     }
@@ -233,7 +233,7 @@ impl MockServer {
             inner: Arc::new(Inner {
                 seed,
                 limits,
-                pattern: make_pattern(seed),
+                pattern: shared_pattern(seed),
                 state: Mutex::new(State {
                     plan: Arc::new(plan),
                     rule_hits,

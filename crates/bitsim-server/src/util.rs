@@ -56,6 +56,23 @@ pub(crate) fn make_pattern(seed: u64) -> Bytes {
     Bytes::from(v)
 }
 
+/// [`make_pattern`], remembered: a server is built per scenario run (bitsim explore
+/// builds thousands a second) and the 1 MB pattern depends only on the seed. Bounded:
+/// at most 32 patterns are kept.
+pub(crate) fn shared_pattern(seed: u64) -> Bytes {
+    static CACHE: std::sync::Mutex<Vec<(u64, Bytes)>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = cache.iter().find(|(s, _)| *s == seed) {
+        return p.clone();
+    }
+    let p = make_pattern(seed);
+    if cache.len() >= 32 {
+        cache.remove(0);
+    }
+    cache.push((seed, p.clone()));
+    p
+}
+
 /// Formats unix seconds as an IMF-fixdate (RFC 9110 §5.6.7).
 pub(crate) fn http_date(unix: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];

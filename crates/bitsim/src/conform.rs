@@ -261,7 +261,7 @@ fn write_traces(out: &Path, model: &RunReport, real: &RunReport, label: &str) ->
 
 /// The mock server on 127.0.0.1 over TCP, on its own runtime thread, for the real
 /// service to download from.
-struct LoopbackServer {
+pub(crate) struct LoopbackServer {
     server: MockServer,
     /// Read by the Windows build (the real service downloads from it).
     #[cfg_attr(not(windows), allow(dead_code))]
@@ -270,7 +270,7 @@ struct LoopbackServer {
 }
 
 impl LoopbackServer {
-    fn start() -> std::io::Result<LoopbackServer> {
+    pub(crate) fn start() -> std::io::Result<LoopbackServer> {
         let server = MockServer::new(Plan::default(), 1);
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
@@ -304,7 +304,7 @@ impl LoopbackServer {
 /// The real service. On Windows (and under Wine) through bitsim-windows; elsewhere
 /// every scenario is not applicable.
 #[cfg(windows)]
-mod real {
+pub(crate) mod real {
     use super::*;
 
     pub fn run(
@@ -336,7 +336,7 @@ mod real {
 }
 
 #[cfg(not(windows))]
-mod real {
+pub(crate) mod real {
     use super::*;
     use bitsim_scenario::Verdict;
 

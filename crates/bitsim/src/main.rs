@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod conform;
 mod diff;
+mod explore;
 mod run;
 mod serve;
 
@@ -39,6 +40,9 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Run the mock BITS download/upload server (fault plans) on a TCP port.
     Serve(serve::ServeArgs),
+    /// Generate scenarios, check the model's invariants (and compare with another
+    /// backend), and write each problem, shrunk, as a scenario file.
+    Explore(explore::ExploreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Run(args)) => std::process::exit(run::run(args)),
         Some(Command::Diff(args)) => std::process::exit(diff::run(args)),
         Some(Command::Conform(args)) => std::process::exit(conform::run(args)),
+        Some(Command::Explore(args)) => std::process::exit(explore::run(args)),
         Some(Command::Schema { plan }) => {
             let schema = if plan {
                 bitsim_server::Plan::json_schema()
@@ -61,6 +66,11 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Flavors) => {
             for flavor in bitsim_model::Flavor::ALL {
                 println!("{flavor:?}");
+            }
+            println!();
+            println!("Profile fields --profile-field NAME=VALUE can set:");
+            for (name, takes) in bitsim_model::Profile::settable_fields() {
+                println!("  {name:<42} {takes}");
             }
             Ok(())
         }

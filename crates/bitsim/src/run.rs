@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// trace, steps). Static files; open index.html in a browser.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Change a Profile field for these runs, NAME=VALUE (repeatable; `bitsim flavors`
+    /// lists them): reruns a `bitsim explore` finding made with other Profile choices.
+    #[arg(long = "profile-field", value_name = "NAME=VALUE")]
+    pub profile_field: Vec<String>,
 }
 
 pub fn parse_flavor(s: &str) -> Result<Flavor, String> {
@@ -77,6 +81,13 @@ pub fn run(args: RunArgs) -> i32 {
     let loaded = match load_all(&args.paths) {
         Ok(l) => l,
         Err(code) => return code,
+    };
+    let overrides = match bitsim_explore::Overrides::parse(&args.profile_field) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: --profile-field: {e}");
+            return 2;
+        }
     };
     let _trace_lock = match &args.trace_dir {
         Some(dir) => match TraceDirLock::take(dir, args.force) {
@@ -118,12 +129,14 @@ pub fn run(args: RunArgs) -> i32 {
         for flavor in flavors_for(&l.scenario, args.flavor) {
             let seed = args.seed.or(l.scenario.seed).unwrap_or(1);
             let started = Instant::now();
-            let run = if site.is_some() {
-                bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch, &options)
-            } else {
-                bitsim_engine::run_scenario_with(l, flavor, seed, &scratch, &options).map(|r| (r, Default::default()))
-            };
-            let (report, observed) = match run {
+            let mut run_options = options.clone();
+            if !overrides.is_empty() {
+                run_options.profile = Some(overrides.profile(flavor));
+            }
+            // Always observed: every run is also checked against the invariants of
+            // `bitsim explore` (they hold for every scenario), which need the events.
+            let run = bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch, &run_options);
+            let (mut report, observed) = match run {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {}: cannot run: {e}", l.path.display());
@@ -131,6 +144,23 @@ pub fn run(args: RunArgs) -> i32 {
                     continue;
                 }
             };
+            let profile = overrides.profile(flavor);
+            let violations = bitsim_explore::invariants::check(&bitsim_explore::invariants::RunFacts {
+                scenario: &l.scenario,
+                profile: &profile,
+                events: &observed.events,
+                files_left: observed.files_left.as_deref(),
+            });
+            if let (Verdict::Passed, Some(v)) = (&report.verdict, violations.first()) {
+                report.verdict = Verdict::Failed(bitsim_scenario::Failure {
+                    file: l.path.display().to_string(),
+                    line: 0,
+                    step: 0,
+                    what: format!("invariant {}", v.invariant),
+                    expected: v.source.to_string(),
+                    actual: format!("{} at {}", v.detail, v.at),
+                });
+            }
             let wall = started.elapsed();
             if let Some(site) = &mut site {
                 let input = bitsim_report::RunInput {
@@ -159,7 +189,7 @@ pub fn run(args: RunArgs) -> i32 {
             let _ = if args.json {
                 print_json(&mut out, &report, wall)
             } else {
-                print_text(&mut out, &report, wall)
+                print_text(&mut out, &report, wall, &overrides.as_flags())
             };
         }
     }
@@ -279,7 +309,12 @@ impl Drop for TraceDirLock {
     }
 }
 
-fn print_text(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) -> std::io::Result<()> {
+fn print_text(
+    out: &mut impl Write,
+    r: &RunReport,
+    wall: std::time::Duration,
+    profile_flags: &str,
+) -> std::io::Result<()> {
     let verdict = match &r.verdict {
         Verdict::Passed => "pass",
         Verdict::Failed(_) => "FAIL",
@@ -304,8 +339,8 @@ fn print_text(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) ->
         }
         writeln!(
             out,
-            "      rerun: bitsim run {} --flavor {} --seed {}",
-            f.file, r.flavor, r.seed
+            "      rerun: bitsim run {} --flavor {} --seed {}{}",
+            f.file, r.flavor, r.seed, profile_flags
         )?;
     }
     if let Verdict::NotApplicable(why) = &r.verdict {

@@ -138,3 +138,74 @@ fn conform_off_windows_marks_every_scenario_not_applicable_and_writes_the_matrix
     assert!(md.contains("| http-403-on-head | bits | pass | n/a |"), "{md}");
     let _ = std::fs::remove_file(report);
 }
+
+#[test]
+fn explore_writes_a_finding_that_bitsim_run_reproduces() {
+    let out = std::env::temp_dir().join(format!("bitsim-cli-explore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let field = "max_notifications_in_flight_per_user=8";
+    let o = bitsim(&[
+        "explore",
+        "--cases",
+        "400",
+        "--max-findings",
+        "1",
+        "--profile-field",
+        field,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "exit 1 when something was found\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.is_empty() || !stderr.contains('\r'),
+        "no progress bar off a terminal: {stderr}"
+    );
+    let summary = stdout.lines().last().unwrap_or("");
+    assert!(
+        summary.starts_with("explored ") && summary.contains("1 finding(s)"),
+        "{stdout}"
+    );
+    let file = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let file = file.to_str().unwrap();
+    let o = bitsim(&["run", file, "--profile-field", field]);
+    let (stdout, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("invariant notification-slots"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("--profile-field {field}")),
+        "the rerun line keeps the field: {stdout}"
+    );
+    let o = bitsim(&["run", file]);
+    assert_eq!(o.status.code(), Some(0), "the documented model passes: {}", text(&o).0);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn explore_rejects_bad_flags_clearly() {
+    let o = bitsim(&["explore", "--profile-field", "colour=blue"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("unknown profile field `colour`"), "{}", text(&o).1);
+    let o = bitsim(&["explore", "--against", "profile"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("needs at least one --profile-field"),
+        "{}",
+        text(&o).1
+    );
+    let o = bitsim(&["explore", "--time-budget", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("not a duration"), "{}", text(&o).1);
+    let o = bitsim(&[
+        "run",
+        "fixtures/scenarios/errors/http-403-on-head.json",
+        "--profile-field",
+        "time_slice",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("expected NAME=VALUE"), "{}", text(&o).1);
+}
