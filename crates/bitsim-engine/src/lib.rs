@@ -55,9 +55,16 @@ pub struct SimConfig {
     /// as making no progress (e.g. a server that rewinds every upload fragment
     /// to 0 forever). Far above what any real scenario needs at one instant.
     pub max_steps_per_instant: u64,
+    /// Trace lines a run may write before it is stopped: memory stays bounded
+    /// even without a wall-clock timeout (a busy 100-year run would otherwise
+    /// grow its trace for as long as it runs).
+    pub max_trace_lines: u64,
     /// Set by a wall-clock watchdog: the run stops at its next step.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// Default of [`SimConfig::max_trace_lines`] (about 100 MB of trace).
+pub const MAX_TRACE_LINES: u64 = 1_000_000;
 
 /// Default of [`SimConfig::max_steps_per_instant`].
 pub const MAX_STEPS_PER_INSTANT: u64 = 100_000;
@@ -73,6 +80,7 @@ impl SimConfig {
             server: None,
             max_connections: 256,
             max_steps_per_instant: MAX_STEPS_PER_INSTANT,
+            max_trace_lines: MAX_TRACE_LINES,
             stop: None,
         }
     }
@@ -117,6 +125,9 @@ pub struct Simulator {
     /// Steps taken at the current virtual instant (the zero-progress guard).
     steps_at: (Time, u64),
     max_steps_per_instant: u64,
+    /// Trace lines written so far (the runner takes them away as it goes).
+    trace_lines: u64,
+    max_trace_lines: u64,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Why the run was stopped, once it was.
     halted: Option<String>,
@@ -163,6 +174,8 @@ impl Simulator {
             replies: HashMap::new(),
             steps_at: (Time(0), 0),
             max_steps_per_instant: config.max_steps_per_instant,
+            trace_lines: 0,
+            max_trace_lines: config.max_trace_lines,
             stop: config.stop,
             halted: None,
         }
@@ -185,7 +198,12 @@ impl Simulator {
         } else {
             self.steps_at = (now, 1);
         }
-        if self.steps_at.1 > self.max_steps_per_instant {
+        if self.trace_lines > self.max_trace_lines {
+            self.halted = Some(format!(
+                "trace too long: more than {} lines (the run would grow without bound)",
+                self.max_trace_lines
+            ));
+        } else if self.steps_at.1 > self.max_steps_per_instant {
             self.halted = Some(format!(
                 "no progress: more than {} simulator steps at virtual time {now} without time passing (a loop, e.g. a server that rewinds every fragment)",
                 self.max_steps_per_instant
@@ -241,6 +259,7 @@ impl Simulator {
     fn line(&mut self, text: String) {
         let now = self.time();
         self.trace.push(format!("{:>12}  {text}", now.to_string()));
+        self.trace_lines += 1;
     }
 
     /// Keeps the model's structured events for [`Backend::take_events`] (the HTML
@@ -252,6 +271,7 @@ impl Simulator {
     fn drain_model_trace(&mut self) {
         for e in self.service.take_trace() {
             self.trace.push(e.to_string());
+            self.trace_lines += 1;
             if let Some(events) = &mut self.events {
                 events.push(e);
             }
@@ -663,6 +683,8 @@ pub struct RunOptions {
     pub keep_run_dir: bool,
     /// See [`SimConfig::max_steps_per_instant`].
     pub max_steps_per_instant: u64,
+    /// See [`SimConfig::max_trace_lines`].
+    pub max_trace_lines: u64,
 }
 
 /// The CLI's default `--timeout`: 60 s of wall-clock time per scenario run.
@@ -674,6 +696,7 @@ impl Default for RunOptions {
             timeout: Some(DEFAULT_TIMEOUT),
             keep_run_dir: false,
             max_steps_per_instant: MAX_STEPS_PER_INSTANT,
+            max_trace_lines: MAX_TRACE_LINES,
         }
     }
 }
@@ -732,6 +755,7 @@ fn run_scenario_inner(
     let watchdog = options.timeout.map(|t| Watchdog::start(t, stop.clone()));
     let mut config = SimConfig::new(flavor, seed, loaded.plan.clone(), root);
     config.max_steps_per_instant = options.max_steps_per_instant;
+    config.max_trace_lines = options.max_trace_lines;
     config.stop = Some(stop);
     let span = tracing::info_span!("scenario", name = %loaded.name, flavor = %flavor, seed);
     let report = rt.block_on(tracing::Instrument::instrument(

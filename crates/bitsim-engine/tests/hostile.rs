@@ -41,6 +41,21 @@ const RESYNC_FOREVER: &str = r#"{
   ]
 }"#;
 
+/// A 503 retried every 5 s for 90 years of virtual time: millions of steps,
+/// each advancing time.
+const BUSY_FOR_90_YEARS: &str = r#"{
+      "description": "a long, busy run",
+      "plan": {"rules": [{"match": {"path": "/bytes/10"}, "fault": {"kind": "status", "status": 503}}]},
+      "steps": [
+        {"op": "create_job", "job": "j"},
+        {"op": "add_file", "job": "j", "url": "/bytes/10", "local": "f.bin"},
+        {"op": "set_minimum_retry_delay", "job": "j", "seconds": 5},
+        {"op": "set_no_progress_timeout", "job": "j", "seconds": 4000000000},
+        {"op": "resume", "job": "j"},
+        {"op": "advance", "by": "32850d"}
+      ]
+}"#;
+
 #[test]
 fn a_loop_that_never_lets_time_pass_is_stopped_with_a_message() {
     let scratch = tempfile::tempdir().unwrap();
@@ -63,18 +78,7 @@ fn a_loop_that_never_lets_time_pass_is_stopped_with_a_message() {
 fn the_watchdog_stops_a_run_that_takes_too_long() {
     // A 404 retried every 5 s for 90 years of virtual time: millions of steps,
     // each advancing time, so only the wall clock can stop it early.
-    let text = r#"{
-      "description": "a long, busy run",
-      "plan": {"rules": [{"match": {"path": "/bytes/10"}, "fault": {"kind": "status", "status": 503}}]},
-      "steps": [
-        {"op": "create_job", "job": "j"},
-        {"op": "add_file", "job": "j", "url": "/bytes/10", "local": "f.bin"},
-        {"op": "set_minimum_retry_delay", "job": "j", "seconds": 5},
-        {"op": "set_no_progress_timeout", "job": "j", "seconds": 4000000000},
-        {"op": "resume", "job": "j"},
-        {"op": "advance", "by": "32850d"}
-      ]
-    }"#;
+    let text = BUSY_FOR_90_YEARS;
     let scratch = tempfile::tempdir().unwrap();
     let options = RunOptions {
         timeout: Some(Duration::from_millis(500)),
@@ -88,6 +92,25 @@ fn the_watchdog_stops_a_run_that_takes_too_long() {
     assert!(f.actual.contains("wall-clock timeout"), "{f}");
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     assert!(entries(scratch.path()).is_empty(), "run directory left behind");
+}
+
+#[test]
+fn a_trace_that_would_grow_without_bound_stops_the_run() {
+    // The same busy run without a wall-clock limit: the trace cap stops it.
+    let scratch = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        timeout: None,
+        max_trace_lines: 5_000,
+        ..RunOptions::default()
+    };
+    let report =
+        bitsim_engine::run_scenario_with(&loaded(BUSY_FOR_90_YEARS), Flavor::Bits, 1, scratch.path(), &options)
+            .unwrap();
+    let Verdict::Failed(f) = &report.verdict else {
+        panic!("expected a failure, got {:?}", report.verdict)
+    };
+    assert!(f.actual.contains("trace too long"), "{f}");
+    assert!(report.trace.len() < 6_000, "{}", report.trace.len());
 }
 
 #[test]
@@ -130,4 +153,16 @@ fn run_directories_are_fresh_private_and_removed() {
     let c = bitsim_engine::run_scenario(&l, Flavor::Bits, 1, scratch.path()).unwrap();
     assert!(c.passed());
     assert!(entries(scratch.path()).is_empty());
+}
+
+#[test]
+fn a_panicking_run_still_removes_its_directory() {
+    let scratch = tempfile::tempdir().unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let dir = bitsim_engine::RunDir::new(scratch.path()).unwrap();
+        std::fs::write(dir.path().join("partial.bin"), vec![0u8; 4096]).unwrap();
+        panic!("a bug in the middle of a run");
+    });
+    assert!(outcome.is_err());
+    assert!(entries(scratch.path()).is_empty(), "{:?}", entries(scratch.path()));
 }

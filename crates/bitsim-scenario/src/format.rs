@@ -107,25 +107,30 @@ fn yes() -> bool {
     true
 }
 
-/// Internally tagged enums lose serde's field path. Serde names the field in
-/// its own unknown/missing-field messages; otherwise find the field the error is
-/// about by elimination: the one field without which the step parses (or only
-/// misses that field). Never guessed from the message text.
+/// Internally tagged enums lose serde's field path, so the field an error is
+/// about is found by elimination: the one field without which the step parses
+/// (or, for a wrong required field, only misses that field). Serde's own
+/// "unknown field" is trusted only when the step has that key itself (a nested
+/// struct's unknown field is found by elimination, as its parent); "missing
+/// field" names the field only when no present field is to blame. Never guessed
+/// from the message text.
 fn find_field(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            return rest.split('`').next().map(str::to_string);
-        }
+    let named = |marker: &str| message.split(marker).nth(1).and_then(|r| r.split('`').next());
+    if let Some(unknown) = named("unknown field `").filter(|k| fields.contains_key(*k)) {
+        return Some(unknown.to_string());
     }
-    fields.keys().filter(|k| k.as_str() != "op").find_map(|k| {
+    let missing = named("missing field `");
+    let culprit = fields.keys().filter(|k| k.as_str() != "op").find(|k| {
         let mut without = fields.clone();
-        without.remove(k);
+        without.remove(*k);
         match serde_json::from_value::<Step>(serde_json::Value::Object(without)) {
-            Ok(_) => Some(k.clone()),
-            Err(e) if e.to_string() == format!("missing field `{k}`") => Some(k.clone()),
-            Err(_) => None,
+            Ok(_) => true,
+            // With a field missing from the start, removing another required
+            // field only changes which one serde names first.
+            Err(e) => missing.is_none() && e.to_string() == format!("missing field `{k}`"),
         }
-    })
+    });
+    culprit.cloned().or_else(|| missing.map(str::to_string))
 }
 
 /// Separates a field path from a message inside a step's deserialization error.
@@ -663,10 +668,25 @@ impl<'de> Deserialize<'de> for SizeSpec {
 }
 
 /// A duration: milliseconds as a number, or a string with a unit:
-/// `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"14d"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[schemars(with = "serde_json::Value")]
+/// `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"14d"`; whole milliseconds, at most
+/// 100 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Span);
+
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Dur".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: whole milliseconds from 0 to 3153600000000 (100 years), or a string with a unit (ms, s, m, min, h, d) such as \"500ms\", \"1.5s\", \"14d\" with the same range.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0, "maximum": 3_153_600_000_000u64 },
+                { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s|m|min|h|d)\\s*$" }
+            ]
+        })
+    }
+}
 
 /// What a duration may be, for error messages.
 const DUR_RANGE: &str = "a whole number of milliseconds from 0 to 3153600000000 (100 years), or a string like \"500ms\", \"30s\", \"10m\", \"2h\", \"14d\"";

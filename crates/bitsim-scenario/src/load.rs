@@ -56,10 +56,11 @@ pub fn parse_scenario(text: &str, file: &str) -> Result<Scenario, LoadError> {
                 message = msg.to_string();
             }
             // Errors inside a step are reported by serde at the step's end; point at
-            // the step's own line instead when we can find it.
-            let (line, column) = step_index(&field)
-                .and_then(|i| step_lines(text).get(i).copied())
-                .map_or((inner.line(), inner.column()), |l| (l, 1));
+            // the field itself (or, for a missing field, the step).
+            let (line, column) = match step_index(&field) {
+                Some(_) => bitsim_server::json_position(text, &field),
+                None => (inner.line(), inner.column()),
+            };
             return Err(LoadError {
                 file: file.into(),
                 line,
@@ -91,12 +92,16 @@ pub fn parse_scenario(text: &str, file: &str) -> Result<Scenario, LoadError> {
 /// Cross-field checks: aliases, users and callbacks that steps name must exist.
 fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), LoadError> {
     use crate::format::Step::*;
-    let err = |i: usize, field: &str, message: String| LoadError {
-        file: file.into(),
-        line: s.steps.get(i).map_or(0, |st| st.line),
-        column: 1,
-        field: format!("steps[{i}].{field}"),
-        message,
+    let err = |i: usize, field: &str, message: String| {
+        let field = format!("steps[{i}].{field}");
+        let (line, column) = bitsim_server::json_position(text, &field);
+        LoadError {
+            file: file.into(),
+            line,
+            column,
+            field,
+            message,
+        }
     };
     if s.users.is_empty() {
         return Err(LoadError {
@@ -412,7 +417,8 @@ mod tests {
         let text = OK.replace("     \"job\": \"j1\"}", "     \"job\": \"j9\"}");
         let e = parse_scenario(&text, "t.json").unwrap_err();
         assert!(e.message.contains("unknown job `j9`"), "{e}");
-        assert_eq!(e.line, 5);
+        // The `job` field's own line and column, not the step's first line.
+        assert_eq!((e.line, e.column), (6, 6), "{e}");
     }
 
     /// The reproducer: with job alias "a", a bad `state` was reported as

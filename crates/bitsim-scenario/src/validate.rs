@@ -188,26 +188,55 @@ pub(crate) fn check(s: &Scenario, text: &str, file: &str) -> Result<(), LoadErro
 /// Duplicate keys in any object are an error (serde_json keeps the last one
 /// silently, so `{"op": "advance", "by": "1s", "by": "9d"}` would hide a typo).
 pub(crate) fn check_duplicate_keys(text: &str, file: &str) -> Result<(), LoadError> {
+    /// An open object (its keys so far and the key being read) or array (the
+    /// element being read): enough to name the path of a duplicate.
+    enum Frame {
+        Object(std::collections::HashSet<String>, Option<String>),
+        Array(usize),
+    }
+    fn path(stack: &[Frame], key: &str) -> String {
+        let mut p = String::new();
+        for f in stack {
+            match f {
+                Frame::Object(_, Some(k)) => {
+                    if !p.is_empty() {
+                        p.push('.');
+                    }
+                    p.push_str(k);
+                }
+                Frame::Object(_, None) => {}
+                Frame::Array(i) => p.push_str(&format!("[{i}]")),
+            }
+        }
+        if p.is_empty() {
+            key.to_string()
+        } else {
+            format!("{p}.{key}")
+        }
+    }
     let b = text.as_bytes();
-    // One set of keys per open object; `None` for arrays.
-    let mut stack: Vec<Option<Vec<String>>> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
     let mut expect_key = false;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'{' => {
-                stack.push(Some(Vec::new()));
+                stack.push(Frame::Object(Default::default(), None));
                 expect_key = true;
             }
             b'[' => {
-                stack.push(None);
+                stack.push(Frame::Array(0));
                 expect_key = false;
             }
             b'}' | b']' => {
                 stack.pop();
                 expect_key = false;
             }
-            b',' => expect_key = matches!(stack.last(), Some(Some(_))),
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(n)) => *n += 1,
+                Some(Frame::Object(..)) => expect_key = true,
+                None => {}
+            },
             b'"' => {
                 let start = i;
                 i += 1;
@@ -215,21 +244,28 @@ pub(crate) fn check_duplicate_keys(text: &str, file: &str) -> Result<(), LoadErr
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
                 if expect_key {
-                    let key = serde_json::from_slice::<String>(&b[start..(i + 1).min(b.len())]).unwrap_or_default();
-                    if let Some(Some(keys)) = stack.last_mut() {
-                        if keys.contains(&key) {
-                            let (line, column) = bitsim_server::line_col(text, start);
-                            return Err(LoadError {
-                                file: file.into(),
-                                line,
-                                column,
-                                field: key.clone(),
-                                message: format!("duplicate key `{key}` (each key may appear once per object)"),
-                            });
-                        }
-                        keys.push(key);
-                    }
                     expect_key = false;
+                    let key = serde_json::from_slice::<String>(&b[start..(i + 1).min(b.len())]).unwrap_or_default();
+                    // A set per object: a file of a million keys stays linear.
+                    let duplicate = match stack.last_mut() {
+                        Some(Frame::Object(keys, current)) => {
+                            *current = Some(key.clone());
+                            !keys.insert(key.clone())
+                        }
+                        _ => false,
+                    };
+                    if duplicate {
+                        let (line, column) = bitsim_server::line_col(text, start);
+                        let mut parents = stack;
+                        parents.pop();
+                        return Err(LoadError {
+                            file: file.into(),
+                            line,
+                            column,
+                            field: path(&parents, &key),
+                            message: format!("duplicate key `{key}` (each key may appear once per object)"),
+                        });
+                    }
                 }
             }
             _ => {}
@@ -288,7 +324,13 @@ mod tests {
     fn duplicate_keys_are_found_with_their_position() {
         let text = "{\n  \"steps\": [\n    {\"op\": \"advance\", \"by\": \"1s\", \"by\": \"9d\"}\n  ]\n}";
         let e = check_duplicate_keys(text, "t.json").unwrap_err();
-        assert_eq!((e.line, e.column, e.field.as_str()), (3, 35, "by"), "{e}");
+        assert_eq!((e.line, e.column, e.field.as_str()), (3, 35, "steps[0].by"), "{e}");
+        let text = "{\"plan\": {\"rules\": [{}, {\"match\": {\"path\": \"/a\", \"path\": \"/b\"}}]}}";
+        let e = check_duplicate_keys(text, "t.json").unwrap_err();
+        assert_eq!(e.field, "plan.rules[1].match.path", "{e}");
+        // Linear: one object of 100,000 distinct keys is checked at once.
+        let many: Vec<String> = (0..100_000).map(|k| format!("\"k{k}\": 0")).collect();
+        assert!(check_duplicate_keys(&format!("{{{}}}", many.join(",")), "t").is_ok());
         assert!(check_duplicate_keys("{\"a\": {\"b\": 1}, \"b\": [\"b\", \"b\"]}", "t").is_ok());
     }
 }

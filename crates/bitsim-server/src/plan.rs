@@ -277,6 +277,7 @@ pub struct Resource {
 pub enum BodySpec {
     /// `size` deterministic bytes from the seeded pattern (`seed` overrides the server seed).
     Pattern {
+        #[schemars(range(max = 268_435_456))]
         size: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seed: Option<u64>,
@@ -364,6 +365,7 @@ pub struct ScenarioStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delay {
+    #[schemars(range(max = 3_153_600_000_000u64))]
     pub ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ms: Option<u64>,
@@ -418,6 +420,7 @@ pub enum Fault {
     },
     /// Answer normally after a delay (same as a rule `delay`).
     Delay {
+        #[schemars(range(max = 3_153_600_000_000u64))]
         ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_ms: Option<u64>,
@@ -435,7 +438,11 @@ pub enum Fault {
         ms: Option<u64>,
     },
     /// Send the body in `chunks` pieces spread evenly over `total_ms`.
-    Dribble { chunks: u32, total_ms: u64 },
+    Dribble {
+        chunks: u32,
+        #[schemars(range(max = 3_153_600_000_000u64))]
+        total_ms: u64,
+    },
     /// Send the body at about `bytes_per_sec` (chunks every 100 ms).
     Throttle { bytes_per_sec: u64 },
     /// Declare the full `Content-Length`, send `after_bytes` of body, then FIN.
@@ -452,6 +459,7 @@ pub enum Fault {
     /// Send `bytes` random bytes, then close.
     Garbage {
         #[serde(default = "default_garbage")]
+        #[schemars(range(max = 268_435_456))]
         bytes: u32,
     },
     /// A 200 with `Transfer-Encoding: chunked` and a broken chunk, then close.
@@ -493,6 +501,7 @@ pub enum Fault {
     /// Answer normally (keep-alive headers), then close after `ms` (slow close).
     CloseAfterResponse {
         #[serde(default)]
+        #[schemars(range(max = 3_153_600_000_000u64))]
         ms: u64,
     },
     /// Remove a response header (e.g. `Content-Length` on HEAD, `Content-Range` on 206).
@@ -555,7 +564,10 @@ pub enum Fault {
     },
     /// (2) The server application takes `ms` to answer; past
     /// `upload.app_timeout_ms` the Ack is the app-timeout error.
-    AppStall { ms: u64 },
+    AppStall {
+        #[schemars(range(max = 3_153_600_000_000u64))]
+        ms: u64,
+    },
     /// (3) The final Ack has no `BITS-Reply-URL`.
     OmitReplyUrl,
     /// (4) `BITS-Reply-URL` is this value (e.g. a dead host or a failing path).
@@ -644,7 +656,10 @@ pub enum ReplySpec {
     /// Fixed text.
     Fixed { text: String },
     /// `bytes` deterministic pattern bytes.
-    Size { bytes: u64 },
+    Size {
+        #[schemars(range(max = 268_435_456))]
+        bytes: u64,
+    },
 }
 
 /// Name of the error header of error Acks (bits-http §3.5, §3.10).

@@ -184,18 +184,46 @@ pub fn run(args: RunArgs) -> i32 {
 /// On Ctrl-C or SIGTERM, removes the run directories that exist (no destructor
 /// runs when the process is interrupted) and exits with 130.
 fn remove_run_dirs_on_signal() {
-    let spawned = std::thread::Builder::new().name("signals".into()).spawn(|| {
+    let (ready, registered) = std::sync::mpsc::channel::<bool>();
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let _ = ready.send(false);
             return;
         };
-        rt.block_on(crate::serve::shutdown_signal());
-        bitsim_engine::remove_live_run_dirs();
-        TraceDirLock::release_current();
-        eprintln!("interrupted: run directories removed");
-        std::process::exit(130);
+        let interrupted = rt.block_on(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                // Creating the streams registers the handlers: only then is the
+                // main thread told to go on, so an early Ctrl-C is not missed.
+                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                else {
+                    let _ = ready.send(false);
+                    return false;
+                };
+                let _ = ready.send(true);
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                true
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ready.send(true);
+                tokio::signal::ctrl_c().await.is_ok()
+            }
+        });
+        if interrupted {
+            bitsim_engine::remove_live_run_dirs();
+            TraceDirLock::release_current();
+            eprintln!("interrupted: run directories removed");
+            std::process::exit(130);
+        }
     });
-    if let Err(e) = spawned {
-        eprintln!("warning: cannot watch for Ctrl-C ({e}); an interrupted run may leave its directory behind");
+    let ok = spawned.is_ok() && registered.recv_timeout(Duration::from_secs(5)).unwrap_or(false);
+    if !ok {
+        eprintln!("warning: cannot watch for Ctrl-C; an interrupted run may leave its directory behind");
     }
 }
 

@@ -68,10 +68,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let plan = match &args.plan {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
-            Plan::from_json_str(&text, &path.display().to_string())?
-        }
+        // The scenario loader's plan reader: a regular file of at most 16 MiB
+        // (a FIFO would block forever), UTF-8, no duplicate keys, errors at
+        // file:line:column.
+        Some(path) => bitsim_scenario::load_plan(path)?,
         None => Plan::default(),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -99,8 +99,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -75,3 +75,16 @@ fn diff_of_two_long_traces_finishes_and_shows_the_change() {
         "{out}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_refuses_a_fifo_or_device_as_plan_at_once() {
+    let started = std::time::Instant::now();
+    let o = bitsim(&["serve", "--plan", "/dev/zero"]);
+    assert_ne!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a regular file"),
+        "{o:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
