@@ -73,7 +73,7 @@ for page in "$out"/site/runs/*.html "$out/site/index.html"; do
   name=$(basename "$page" .html)
   url="file://$(realpath "$page")"
   if [ "$name" != index ]; then
-    chromium --dump-dom "$url" >"$out/dom/$name.html"
+    chromium --dump-dom --window-size=1400,1000 "$url" >"$out/dom/$name.html"
   fi
   chromium --screenshot="$out/png/$name.png" --window-size=1400,1000 "$url" >/dev/null
 done

@@ -30,6 +30,7 @@ class Dom(html.parser.HTMLParser):
         a = dict(attrs)
         lane = next((s.get("data-job") for s in reversed(self.stack) if s.get("data-job")), None)
         a["_tag"], a["_lane"] = tag, lane
+        a["_parent"] = self.stack[-1].get("class", "") if self.stack else ""
         self.elements.append(a)
         if tag not in ("rect", "path", "circle", "line", "meta", "br", "input", "i"):
             self.stack.append(a)
@@ -175,8 +176,8 @@ def check_links(out, fail):
         print(f"links    #L15 cursor at x={cursor['x1']}; #verdict=fail shows 1 of {len(rows)} runs")
 
 
-def png_colours(path):
-    """Distinct colours and the share of non-white pixels of an 8-bit RGB(A) PNG."""
+def decode_png(path):
+    """(width, height, bytes per pixel, rows) of an 8-bit RGB(A) PNG."""
     data = path.read_bytes()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG")
@@ -195,7 +196,7 @@ def png_colours(path):
     raw = zlib.decompress(idat)
     stride = width * bpp
     prev = bytearray(stride)
-    colours, ink, total = set(), 0, 0
+    rows = []
     for y in range(height):
         f = raw[y * (stride + 1)]
         row = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
@@ -215,14 +216,74 @@ def png_colours(path):
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 row[i] = (row[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        if y % 4 == 0:
-            for x in range(0, stride, bpp * 2):
-                px = bytes(row[x:x + 3])
-                colours.add(px)
-                total += 1
-                ink += px != b"\xff\xff\xff"
+        rows.append(row)
         prev = row
+    return width, height, bpp, rows
+
+
+def png_colours(png):
+    """Distinct colours and the share of non-white pixels (sampled)."""
+    width, height, bpp, rows = png
+    colours, ink, total = set(), 0, 0
+    for row in rows[::4]:
+        for x in range(0, width * bpp, bpp * 2):
+            px = bytes(row[x:x + 3])
+            colours.add(px)
+            total += 1
+            ink += px != b"\xff\xff\xff"
     return len(colours), ink / max(total, 1)
+
+
+NOTE_COLOURS = {"nt-ok": "#219653", "nt-fail": "#c81e1e", "nt-other": "#d98c00", "nt-blocked": "#6b7280"}
+
+
+def rgb(hex_colour):
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def check_pixels(stem, dom_path, png, fail):
+    """Reads the screenshot at the marks' coordinates: each state span shows its
+    state's colour, each notification dot its result's colour."""
+    width, height, bpp, rows = png
+    p = Dom()
+    p.feed(dom_path.read_text())
+    svg = next((e for e in p.elements if e.get("id") == "timeline"), None)
+    if svg is None or "data-left" not in svg:
+        fail(f"{stem}: the timeline's position is unknown (script did not run?)")
+        return 0
+    left, top, clip = float(svg["data-left"]), float(svg["data-top"]), float(svg["data-clip-right"])
+
+    def matches(x, y, want, tol=28):
+        if not (0 <= x < width and 0 <= y < height):
+            return False
+        px = rows[y][x * bpp:x * bpp + 3]
+        return all(abs(a - b) <= tol for a, b in zip(px, want))
+
+    checked = 0
+    for e in p.elements:
+        if "span" in classes(e) and e["_tag"] == "rect" and float(e["width"]) >= 6:
+            x = left + float(e["x"]) + float(e["width"]) / 2
+            y0 = top + float(e["y"])
+            if x > clip - 4 or y0 + 18 > height:
+                continue
+            want = rgb(e["fill"])
+            hits = sum(matches(int(x) + dx, int(y0) + dy, want) for dx in (-1, 0, 1) for dy in range(3, 16))
+            if hits < 12:
+                fail(f"{stem}: the {e['data-state']} span at {e['data-t0']} ms is not {e['fill']} on screen "
+                     f"({hits}/39 pixels at x={x:.0f})")
+            checked += 1
+        if e["_tag"] == "circle" and "note" in e["_parent"].split():
+            kind = next(c for c in e["_parent"].split() if c.startswith("nt-"))
+            x, y = left + float(e["cx"]), top + float(e["cy"])
+            if x > clip - 8 or y + 8 > height:
+                continue
+            want = rgb(NOTE_COLOURS[kind])
+            ring = [(-5, 0), (5, 0), (0, -5), (0, 5), (-4, -3), (4, 3)]
+            hits = sum(matches(int(round(x)) + dx, int(round(y)) + dy, want) for dx, dy in ring)
+            if hits < 4:
+                fail(f"{stem}: the notification dot at x={x:.0f} is not {NOTE_COLOURS[kind]} ({kind}) on screen")
+            checked += 1
+    return checked
 
 
 def main():
@@ -240,11 +301,16 @@ def main():
         jobs, notes, spans = check_page(stem, dom, trace, slot_stem, problems.append)
         print(f"dom      {stem}: {jobs} lanes, {notes} notification markers, {spans} error spans")
     check_links(out, problems.append)
-    for png in sorted((out / "png").glob("*.png")):
+    for path in sorted((out / "png").glob("*.png")):
+        png = decode_png(path)
         n, ink = png_colours(png)
-        print(f"png      {png.name}: {n} colours, {ink:.0%} non-white")
+        seen = ""
+        dom = out / "dom" / (path.name[:-len(".png")] + ".html")
+        if dom.exists():
+            seen = f", {check_pixels(path.name, dom, png, problems.append)} marks seen in their colours"
+        print(f"png      {path.name}: {n} colours, {ink:.0%} non-white{seen}")
         if n < 16 or ink < 0.01:
-            problems.append(f"{png.name}: looks blank ({n} colours, {ink:.1%} non-white)")
+            problems.append(f"{path.name}: looks blank ({n} colours, {ink:.1%} non-white)")
     for p in problems:
         print(f"FAIL {p}", file=sys.stderr)
     print(f"{len(doms)} pages checked, {len(problems)} problems")

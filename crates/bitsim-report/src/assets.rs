@@ -87,6 +87,13 @@ function fromHash(){
   if(any)filter();
 }
 fromHash();window.addEventListener('hashchange',fromHash);
+// Where the timeline sits on the page, so a screenshot can be read against the
+// marks' coordinates (scripts/report_browser_check.py does).
+var tl=document.getElementById('timeline');
+if(tl){var r=tl.getBoundingClientRect(),w=tl.parentNode.getBoundingClientRect();
+  tl.setAttribute('data-left',(r.left+window.scrollX).toFixed(1));
+  tl.setAttribute('data-top',(r.top+window.scrollY).toFixed(1));
+  tl.setAttribute('data-clip-right',(w.right+window.scrollX).toFixed(1));}
 document.body.setAttribute('data-js','ready');
 })();
 "#;

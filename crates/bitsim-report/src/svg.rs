@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 /// Left gutter for lane labels, px.
 pub const GUTTER: f64 = 170.0;
 const AXIS_H: f64 = 40.0;
-const LANE_H: f64 = 66.0;
+const LANE_H: f64 = 82.0;
 const ROW_H: f64 = 28.0;
 const CHART_H: f64 = 56.0;
 /// How far past the last instant the last state of each job is drawn, px (so a
@@ -216,9 +216,10 @@ fn job_lane(out: &mut String, lane: &JobLane, axis: &Axis, y: f64, end: u64) {
         y + 32.0,
         esc(&fit(&format!("{} · {}", lane.user, lane.job_type), GUTTER - 16.0).unwrap_or_default()),
     );
-    for s in &lane.spans {
+    for (k, s) in lane.spans.iter().enumerate() {
         let x0 = axis.x(s.t0);
-        let x1 = if s.t1 >= end {
+        let last = k + 1 == lane.spans.len();
+        let x1 = if last && s.t1 >= end {
             axis.end_x + TAIL_PX
         } else {
             axis.x(s.t1)
@@ -321,18 +322,20 @@ fn requests(out: &mut String, list: &[Request], axis: &Axis, y: f64) {
 }
 
 /// Notification attempts: a dot with the attempt number, and a bar for as long
-/// as the callback blocked; command-line runs as diamonds.
+/// as the callback blocked; command-line runs as diamonds on a row of their own
+/// (a run often starts at the instant its failed callback returned).
 fn attempts(out: &mut String, list: &[Attempt], axis: &Axis, y: f64) {
     let cy = y + 8.0;
     for (k, a) in list.iter().enumerate() {
         let x = axis.x(a.t);
+        let row = if a.cmdline.is_some() { cy + 16.0 } else { cy };
         let end_x = a.returned_at.map_or(axis.end_x, |r| axis.x(r));
         if end_x > x {
             let _ = write!(
                 out,
                 r#"<rect class="blocked {}" x="{x:.1}" y="{:.1}" width="{:.1}" height="6"/>"#,
                 result_class(a),
-                cy - 3.0,
+                row - 3.0,
                 end_x - x
             );
         }
@@ -354,7 +357,7 @@ fn attempts(out: &mut String, list: &[Attempt], axis: &Axis, y: f64) {
                     out,
                     r#"<path class="cmd {}" {common} d="M{x:.1} {:.1} l7 7 -7 7 -7 -7 z"/>"#,
                     result_class(a),
-                    cy - 7.0
+                    row - 7.0
                 );
             }
             None => {

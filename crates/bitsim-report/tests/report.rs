@@ -107,6 +107,18 @@ fn a_403_shows_the_error_span_the_request_and_every_job_error_attempt_where_the_
     assert_eq!(num(&errors[0], "data-t0") as u64, trace_times(&r, "-> ERROR")[0]);
 
     // The request is filed under its job (the connection it came on), not elsewhere.
+    // Spans follow each other without overlapping (only the last runs on past the end).
+    let spans = elements(lane(&html, "dl"), r#"<rect class="span""#);
+    for w in spans.windows(2) {
+        assert!(
+            num(&w[0], "x") + num(&w[0], "width") <= num(&w[1], "x") + 1e-6,
+            "{} overlaps {}",
+            w[0]["data-state"],
+            w[1]["data-state"]
+        );
+    }
+    assert_eq!(spans.last().map(|s| s["data-state"].as_str()), Some("CANCELLED"));
+
     let requests = elements(lane(&html, "dl"), r#"<rect class="req "#);
     assert_eq!(requests.len(), 1, "one HEAD, no GET");
     assert!(!html.contains("requests (no job)"));
