@@ -91,10 +91,11 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
         }
         // A key/value pair is duplicated in place.
         4 => {
-            let Some(k) = text[at..].find(", \"").map(|k| at + k) else {
+            // Byte searches: `at` may fall inside a multi-byte character (`§`).
+            let Some(k) = b[at..].windows(3).position(|w| w == b", \"").map(|k| at + k) else {
                 return text.to_string();
             };
-            let end = text[k + 2..].find([',', '}']).map_or(b.len(), |e| k + 2 + e);
+            let end = b[k + 2..].iter().position(|&c| c == b',' || c == b'}').map_or(b.len(), |e| k + 2 + e);
             [&b[..end], &b[k..end], &b[end..]].concat()
         }
         // Truncated.
