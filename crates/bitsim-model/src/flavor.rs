@@ -82,6 +82,29 @@ impl SuccessRule {
     }
 }
 
+/// Which callback return values hand a JobTransferred / JobError event to the notify
+/// command line instead of a later re-delivery to the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdLineFallback {
+    /// Only a failure code (FAILED(hr), e.g. E_FAIL) runs the command line; a success
+    /// code other than S_OK (S_FALSE) does not ("Registering to Execute a Program":
+    /// "BITS will not execute the program if … the notification method … returns a
+    /// success code").
+    OnFailureCode,
+    /// Every return the re-delivery rule does not accept runs the command line.
+    OnAnyNotAccepted,
+}
+
+impl CmdLineFallback {
+    /// Whether the callback's `hr` (already not accepted) runs the command line.
+    pub fn runs_for(self, hr: Hresult) -> bool {
+        match self {
+            CmdLineFallback::OnFailureCode => hr.is_failure(),
+            CmdLineFallback::OnAnyNotAccepted => true,
+        }
+    }
+}
+
 /// How the retry delay after a transient error is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryDelay {
@@ -149,6 +172,11 @@ pub struct Profile {
     pub job_callback_success: SuccessRule,
     /// FileTransferred re-delivery stops on this.
     pub file_callback_success: SuccessRule,
+    /// Which unaccepted callback returns run the notify command line (ref:
+    /// "Registering to Execute a Program": success codes never do; E_FAIL does).
+    /// A success code other than S_OK is re-delivered to the callback instead
+    /// (ref: IBackgroundCopyCallback::JobError "continues to call … until S_OK").
+    pub cmdline_fallback: CmdLineFallback,
     /// The "arbitrary interval" between callback re-deliveries, drawn from this range
     /// with the seeded RNG (UNVERIFIED, ref: bits-spec §4.3, §11 q9).
     pub callback_retry_interval: (Span, Span),
@@ -209,6 +237,7 @@ impl Profile {
             honours_disable: true,
             job_callback_success: SuccessRule::ExactlySOk,
             file_callback_success: SuccessRule::AnySuccess,
+            cmdline_fallback: CmdLineFallback::OnFailureCode,
             callback_retry_interval: (Span::from_secs(30), Span::from_secs(90)),
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,
@@ -250,6 +279,7 @@ impl Profile {
             honours_disable: true,
             job_callback_success: SuccessRule::ExactlySOk,
             file_callback_success: SuccessRule::AnySuccess,
+            cmdline_fallback: CmdLineFallback::OnFailureCode,
             callback_retry_interval: (Span::from_secs(30), Span::from_secs(90)),
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,

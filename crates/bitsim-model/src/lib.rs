@@ -71,7 +71,7 @@ pub use classify::{
     NoProgressError, ProtocolFailure, RequestPhase, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,
 };
 pub use effect::{Effect, TransferId, TransferStart, TransferWhat};
-pub use flavor::{Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};
+pub use flavor::{CmdLineFallback, Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};
 pub use hresult::Hresult;
 pub use notify::{DeliveryPhase, Notification, NotificationId, NotificationKind};
 pub use rng::Rng;

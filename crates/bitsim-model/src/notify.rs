@@ -388,7 +388,11 @@ impl Service {
             Channel::File => self.profile.file_callback_success.accepts(hr),
             Channel::Modification => true, // never retried (ref: bits-spec §4.3)
         };
-        let cmdline = self.profile.supports_cmdline && self.job(job_id).cmdline.is_some();
+        // ref: "Registering to Execute a Program": only a failure code hands the event
+        // to the command line; a success code (S_FALSE) is re-delivered to the callback.
+        let cmdline = self.profile.supports_cmdline
+            && self.job(job_id).cmdline.is_some()
+            && self.profile.cmdline_fallback.runs_for(hr);
         let delay = {
             let (lo, hi) = self.profile.callback_retry_interval;
             crate::types::Span(self.rng.between(lo.0, hi.0))
