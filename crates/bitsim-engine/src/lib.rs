@@ -96,6 +96,8 @@ pub struct Simulator {
     sessions: HashMap<JobId, String>,
     reply_urls: HashMap<JobId, String>,
     replies: HashMap<JobId, Bytes>,
+    /// Cancel-Session tries under way.
+    cancels_in_flight: usize,
 }
 
 impl Simulator {
@@ -133,6 +135,7 @@ impl Simulator {
             sessions: HashMap::new(),
             reply_urls: HashMap::new(),
             replies: HashMap::new(),
+            cancels_in_flight: 0,
         }
     }
 
@@ -291,6 +294,17 @@ impl Simulator {
                     let _ = std::fs::write(path, &body);
                 }
             }
+            Effect::CancelUploadSession { job, remote_name, .. } => {
+                self.cancels_in_flight += 1;
+                let session = self.sessions.get(&job).cloned();
+                tokio::spawn(transfer::cancel_session(
+                    self.connector.clone(),
+                    self.tx.clone(),
+                    job,
+                    remote_name,
+                    session,
+                ));
+            }
             Effect::DeleteTempFiles { job, files } => {
                 for n in files {
                     if let Some((temp, _)) = self.temp_names.get(&(job, n)) {
@@ -353,6 +367,10 @@ impl Simulator {
             Input::ReplyBody(job, body) => {
                 self.replies.insert(job, body);
             }
+            Input::CancelSessionDone(job, reached) => {
+                self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
+                self.service.cancel_session_result(now, job, reached);
+            }
         }
     }
 
@@ -399,7 +417,7 @@ impl Simulator {
     pub async fn run_until_idle(&mut self, deadline: Time) -> Time {
         loop {
             self.pump();
-            let busy = !self.tasks.is_empty() || !self.held.is_empty();
+            let busy = !self.tasks.is_empty() || !self.held.is_empty() || self.cancels_in_flight > 0;
             let timer = self.service.poll_timeout().filter(|t| *t < deadline);
             if !busy && timer.is_none() && self.rx.is_empty() {
                 return self.time();
@@ -519,6 +537,10 @@ impl Backend for Simulator {
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len())
+    }
+
+    fn uploaded_size(&self, path: &str) -> Result<Option<u64>, NotApplicable> {
+        Ok(self.server.uploaded(path).map(|b| b.len() as u64))
     }
 
     fn take_trace(&mut self) -> Vec<String> {

@@ -31,6 +31,8 @@ pub(crate) enum Input {
     Session(JobId, Option<String>),
     ReplyUrl(JobId, String),
     ReplyBody(JobId, Bytes),
+    /// A Cancel-Session try ended; `true` when the server answered.
+    CancelSessionDone(JobId, bool),
 }
 
 /// Everything a task needs, cloned out of the simulator.
@@ -461,4 +463,49 @@ fn body(req: http::request::Builder, bytes: Bytes) -> Result<http::Request<Full<
     req.header("Content-Length", bytes.len().to_string())
         .body(Full::new(bytes))
         .map_err(|_| bad())
+}
+
+/// Sends one Cancel-Session for a cancelled upload (ref: bits-http §3.3) and reports
+/// whether the server answered; the model decides whether to try again.
+pub(crate) async fn cancel_session(
+    connector: Connector,
+    tx: UnboundedSender<Input>,
+    job: JobId,
+    remote_name: String,
+    session: Option<String>,
+) {
+    let line = |s: String| {
+        tracing::debug!(target: "bitsim::wire", "{s}");
+        let _ = tx.send(Input::Line(s));
+    };
+    let reached = match session {
+        // Create-Session never got its Ack: the server holds nothing to cancel.
+        None => {
+            line("http BITS_POST Cancel-Session not sent: no session id".into());
+            true
+        }
+        Some(id) => {
+            let sent: Result<(String, u16), TransferFailure> = async {
+                let uri = parse_uri(&remote_name)?;
+                let mut conn = connector.connect().await?;
+                let req = packet(&uri, "Cancel-Session").header("BITS-Session-Id", id.as_str());
+                let resp = conn.send(body(req, Bytes::new())?).await?;
+                let status = resp.status.as_u16();
+                wire::discard(resp.body).await;
+                Ok((uri.path().to_string(), status))
+            }
+            .await;
+            match sent {
+                Ok((path, status)) => {
+                    line(format!("http BITS_POST Cancel-Session {path} -> {status}"));
+                    true
+                }
+                Err(f) => {
+                    line(format!("http BITS_POST Cancel-Session failed: {f:?}"));
+                    false
+                }
+            }
+        }
+    };
+    let _ = tx.send(Input::CancelSessionDone(job, reached));
 }

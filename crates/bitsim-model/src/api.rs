@@ -125,6 +125,8 @@ impl Service {
             last_activity: now,
             deadlines: Default::default(),
             channels: Default::default(),
+            upload_session_opened: false,
+            cancel_session: None,
         });
         self.users[user.0 as usize].live_jobs += 1;
         self.live_jobs += 1;
@@ -266,8 +268,12 @@ impl Service {
         self.advance(now);
         let result = self.guard(id, Method::Cancel).map(|j| j.files.len());
         let result = result.map(|n| {
+            let session = self.session_to_cancel(id);
             self.transition(id, Trigger::Cancel);
             self.delete_temp_files(id, (0..n).collect());
+            if let Some(what) = session {
+                self.start_cancel_session(id, what);
+            }
             Hresult::S_OK
         });
         let result = self.traced(Some(id), || "Cancel".into(), result);

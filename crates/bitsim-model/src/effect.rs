@@ -68,6 +68,15 @@ pub enum Effect {
         files: Vec<(usize, String)>,
         reply: Option<String>,
     },
+    /// Cancel of an upload: send Cancel-Session for the job's upload session, so the
+    /// server drops the partial upload (or, for an upload-reply job whose upload
+    /// landed, only the reply). Answer with `cancel_session_result`.
+    CancelUploadSession {
+        job: JobId,
+        remote_name: String,
+        /// 1 for the first try, 2 for the first retry, …
+        attempt: u32,
+    },
     /// Cancel / Complete / timeout: delete these files' temporary files.
     DeleteTempFiles {
         job: JobId,

@@ -186,6 +186,12 @@ pub struct Profile {
     /// (UNVERIFIED, ref: bits-spec §3.2, §11 q3).
     pub no_progress_runs_while_disconnected: bool,
     pub limits: Limits,
+    /// How long Cancel keeps re-sending Cancel-Session to an unreachable server: 24 h,
+    /// or the job's NoProgressTimeout when shorter (ref: IBackgroundCopyJob::Cancel).
+    pub cancel_session_retry_for: Span,
+    /// The interval between Cancel-Session tries ("periodically", UNVERIFIED);
+    /// `None`: the job's MinimumRetryDelay.
+    pub cancel_session_retry_every: Option<Span>,
     /// Methods this flavor does not implement; they return `codes.not_implemented`
     /// (DO: undocumented members, UNVERIFIED code, ref: bits-spec §8.1).
     pub unsupported: &'static [Method],
@@ -242,6 +248,8 @@ impl Profile {
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
+            cancel_session_retry_for: Span::from_secs(86_400),
+            cancel_session_retry_every: None,
             unsupported: &[],
         }
     }
@@ -284,6 +292,9 @@ impl Profile {
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
+            // DO has no uploads (ref: bits-spec §8.1): never used.
+            cancel_session_retry_for: Span::from_secs(86_400),
+            cancel_session_retry_every: None,
             unsupported: &[
                 Method::SetDisplayName,
                 Method::SetDescription,

@@ -64,6 +64,7 @@ mod rules;
 mod service;
 mod trace;
 mod types;
+mod upload_cancel;
 
 pub use api::{ApiCall, ApiReply, ApiResult, ApiValue};
 pub use classify::{
@@ -79,3 +80,4 @@ pub use rules::{method_rule, next_state, Allowed, Method, MethodRule, Transition
 pub use service::{EnvEvent, JobError, Service, TransferEvent};
 pub use trace::{render, TraceEvent, TraceKind};
 pub use types::*;
+pub use upload_cancel::CancelWhat;

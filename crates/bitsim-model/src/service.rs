@@ -66,6 +66,8 @@ pub(crate) struct Deadlines {
     pub inactivity: Option<Time>,
     pub retention: Option<Time>,
     pub slice: Option<Time>,
+    /// The next Cancel-Session try of a cancelled upload.
+    pub cancel_session: Option<Time>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,10 @@ pub(crate) struct Job {
     pub last_activity: Time,
     pub deadlines: Deadlines,
     pub channels: Channels,
+    /// An upload transfer has started: the server may hold a session for it.
+    pub upload_session_opened: bool,
+    /// A Cancel-Session still to be delivered after Cancel.
+    pub cancel_session: Option<crate::upload_cancel::PendingCancel>,
 }
 
 impl Job {
@@ -154,6 +160,7 @@ pub(crate) enum TimerKind {
     Slice,
     FinalNotify,
     FileNotify,
+    CancelSession,
 }
 
 /// Environment events (ref: bits-spec §1.3 [UNC], §4.2).
@@ -383,6 +390,7 @@ impl Service {
             TimerKind::Slice => &mut j.deadlines.slice,
             TimerKind::FinalNotify => &mut j.channels.final_.retry_at,
             TimerKind::FileNotify => &mut j.channels.file.retry_at,
+            TimerKind::CancelSession => &mut j.deadlines.cancel_session,
         }
     }
 
@@ -392,6 +400,11 @@ impl Service {
 
     fn fire_timer(&mut self, at: Time, id: JobId, kind: TimerKind) {
         self.disarm(id, kind);
+        if kind == TimerKind::CancelSession {
+            // Outlives the job: a cancelled upload keeps telling the server.
+            self.send_cancel_session(id);
+            return;
+        }
         let state = self.job(id).state;
         if state.is_final() {
             return;
@@ -437,6 +450,7 @@ impl Service {
             TimerKind::Slice => self.slice_ended(id),
             TimerKind::FinalNotify => self.notify_retry_due(id, crate::notify::Channel::Final),
             TimerKind::FileNotify => self.notify_retry_due(id, crate::notify::Channel::File),
+            TimerKind::CancelSession => {} // handled above: it outlives the job
         }
     }
 
@@ -702,6 +716,9 @@ impl Service {
             what: start.what.to_string(),
             offset: start.offset,
         });
+        if job_type_is_upload_file(&start) {
+            self.job_mut(id).upload_session_opened = true;
+        }
         self.job_mut(id).transfer = Some(ActiveTransfer {
             id: transfer,
             what: start.what,
@@ -1099,4 +1116,9 @@ impl Service {
             }
         }
     }
+}
+
+/// An upload's own bytes (not its reply) go to a server upload session.
+fn job_type_is_upload_file(start: &TransferStart) -> bool {
+    start.job_type.is_upload() && matches!(start.what, TransferWhat::File(_))
 }

@@ -107,6 +107,17 @@ pub enum TraceKind {
     Env {
         what: String,
     },
+    /// Cancel-Session sent for an upload (`what`: "upload" or "reply").
+    CancelSession {
+        job: JobId,
+        what: &'static str,
+        attempt: u32,
+    },
+    /// How a Cancel-Session ended: "server reached", "unreachable, retry at …", "gave up".
+    CancelSessionOutcome {
+        job: JobId,
+        outcome: String,
+    },
 }
 
 fn opt_size(v: Option<u64>) -> String {
@@ -200,6 +211,10 @@ impl fmt::Display for TraceKind {
             TraceKind::FilesRenamed { job, files } => write!(f, "files {job} renamed [{}]", list(files)),
             TraceKind::FilesDeleted { job, files } => write!(f, "files {job} deleted [{}]", list(files)),
             TraceKind::Env { what } => write!(f, "env {what}"),
+            TraceKind::CancelSession { job, what, attempt } => {
+                write!(f, "cancel-session {job} {what} #{attempt} sent")
+            }
+            TraceKind::CancelSessionOutcome { job, outcome } => write!(f, "cancel-session {job} {outcome}"),
         }
     }
 }

@@ -72,6 +72,11 @@ pub trait Backend {
     fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()>;
     /// The size of a file in the run's directory, if it exists.
     fn file_size(&self, name: &str) -> Option<u64>;
+    /// The size of a file the mock server committed from an upload, by URL path.
+    fn uploaded_size(&self, path: &str) -> Result<Option<u64>, NotApplicable> {
+        let _ = path;
+        Err(NotApplicable("the server's committed uploads are not visible".into()))
+    }
     /// Trace lines recorded since the last call.
     fn take_trace(&mut self) -> Vec<String>;
 }

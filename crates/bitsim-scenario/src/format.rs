@@ -400,6 +400,15 @@ pub enum Step {
         packet: Option<String>,
         count: usize,
     },
+    /// A file the mock server committed from an upload, by its URL path (simulator
+    /// only): present (with `size`) or, with `"present": false`, absent.
+    ExpectUploaded {
+        path: String,
+        #[serde(default = "yes")]
+        present: bool,
+        #[serde(default)]
+        size: Option<u64>,
+    },
 }
 
 /// What `expect` compares; absent fields are not checked.

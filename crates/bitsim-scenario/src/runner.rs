@@ -626,6 +626,20 @@ impl Runner<'_> {
                 }
                 self.note(backend, format!("check {what}: {n} ok"));
             }
+            ExpectUploaded { path, present, size } => {
+                let actual = backend.uploaded_size(path)?;
+                let what = format!("upload {path} on the server");
+                match (actual, *present, size) {
+                    (None, true, _) => return Err(mismatch(what, "present", "absent").into()),
+                    (Some(n), false, _) => return Err(mismatch(what, "absent", format!("present ({n} bytes)")).into()),
+                    (Some(n), true, Some(want)) if n != *want => {
+                        return Err(mismatch(what, format!("{want} bytes"), format!("{n} bytes")).into())
+                    }
+                    _ => {}
+                }
+                let shown = if *present { "present" } else { "absent" };
+                self.note(backend, format!("check {what}: {shown} ok"));
+            }
         }
         Ok(())
     }
