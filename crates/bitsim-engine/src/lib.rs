@@ -539,6 +539,10 @@ impl Backend for Simulator {
             .map(|m| m.len())
     }
 
+    fn route_digest(&self, path: &str) -> Result<Option<[u8; 32]>, NotApplicable> {
+        Ok(self.server.route_digest(path))
+    }
+
     fn uploaded_size(&self, path: &str) -> Result<Option<u64>, NotApplicable> {
         Ok(self.server.uploaded(path).map(|b| b.len() as u64))
     }

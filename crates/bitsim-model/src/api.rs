@@ -700,6 +700,16 @@ impl Service {
         Ok(self.find(id)?.cmdline.clone())
     }
 
+    /// GetNotifyCmdLine as the API answers it: the flavor must have the method
+    /// (DO: no IBackgroundCopyJob2 command line, ref: bits-spec §8.1).
+    pub fn notify_cmdline_checked(&self, id: JobId) -> ApiResult<Option<(String, String)>> {
+        let job = self.find(id)?;
+        if !self.profile.supports_cmdline {
+            return Err(self.profile.codes.not_implemented);
+        }
+        Ok(job.cmdline.clone())
+    }
+
     pub fn minimum_retry_delay(&self, id: JobId) -> ApiResult<u32> {
         Ok(self.find(id)?.min_retry_delay.as_secs() as u32)
     }
@@ -824,6 +834,9 @@ impl Service {
             GetNoProgressTimeout { job } => val(self.no_progress_timeout(*job), ApiValue::Count),
             GetReplyProgress { job } => val(self.reply_progress(*job), ApiValue::ReplyProgress),
             GetReplyData { job } => val(self.reply_data_len(*job), ApiValue::Bytes),
+            GetNotifyInterface { job } => val(self.notify_interface(*job), ApiValue::Callback),
+            GetNotifyCmdLine { job } => val(self.notify_cmdline_checked(*job), ApiValue::CmdLine),
+            GetOwner { job } => val(self.owner(*job), ApiValue::User),
         }
     }
 }
@@ -975,6 +988,18 @@ pub enum ApiCall {
     GetReplyData {
         job: JobId,
     },
+    /// IBackgroundCopyJob::GetNotifyInterface.
+    GetNotifyInterface {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob2::GetNotifyCmdLine.
+    GetNotifyCmdLine {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob::GetOwner.
+    GetOwner {
+        job: JobId,
+    },
 }
 
 /// What a call returned: its HRESULT and, on success, a value.
@@ -1018,4 +1043,10 @@ pub enum ApiValue {
     Priority(JobPriority),
     ReplyProgress(ReplyProgress),
     Bytes(u64),
+    /// GetNotifyInterface: the registered callback, `None` for NULL.
+    Callback(Option<Callback>),
+    /// GetNotifyCmdLine: (program, parameters), `None` when no command line is set.
+    CmdLine(Option<(String, String)>),
+    /// GetOwner: the owning user.
+    User(UserId),
 }

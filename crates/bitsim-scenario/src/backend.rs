@@ -77,6 +77,12 @@ pub trait Backend {
         let _ = path;
         Err(NotApplicable("the server's committed uploads are not visible".into()))
     }
+    /// The SHA-256 of what the mock server sends for a generated route
+    /// (`/bytes/N`, `/redirect/k/bytes/N`, …); `None` for other paths.
+    fn route_digest(&self, path: &str) -> Result<Option<[u8; 32]>, NotApplicable> {
+        let _ = path;
+        Err(NotApplicable("the mock server's route contents are not visible".into()))
+    }
     /// Trace lines recorded since the last call.
     fn take_trace(&mut self) -> Vec<String>;
 }

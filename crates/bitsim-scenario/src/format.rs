@@ -187,7 +187,7 @@ pub enum Step {
         #[serde(rename = "type", default)]
         job_type: Option<TypeName>,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// GetJob by alias, as `user`.
     GetJob {
@@ -195,7 +195,7 @@ pub enum Step {
         #[serde(default)]
         user: Option<String>,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// EnumJobs for `user`: the aliases expected, in creation order.
     EnumJobs {
@@ -210,67 +210,67 @@ pub enum Step {
         url: String,
         local: String,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// AddFileSet.
     AddFiles {
         job: String,
         files: Vec<FileSpec>,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Resume {
         job: String,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Suspend {
         job: String,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Cancel {
         job: String,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Complete {
         job: String,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetDisplayName {
         job: String,
         value: TextSpec,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetDescription {
         job: String,
         value: TextSpec,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// A BG_JOB_PRIORITY name, or a number (invalid ones give E_NOTIMPL).
     SetPriority {
         job: String,
         value: PrioritySpec,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// `"JOB_TRANSFERRED|JOB_ERROR"` or a number.
     SetNotifyFlags {
         job: String,
         value: FlagsSpec,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// Register a callback from `callbacks`, or `null` to remove it.
     SetNotifyInterface {
         job: String,
         callback: Option<String>,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// Register the notify command line; `exit_codes` are its successive exit codes
     /// (the last repeats; default `[0]`).
@@ -282,38 +282,38 @@ pub enum Step {
         #[serde(default)]
         exit_codes: Vec<i32>,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetMinimumRetryDelay {
         job: String,
         seconds: u32,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetNoProgressTimeout {
         job: String,
         seconds: u32,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetMaximumDownloadTime {
         job: String,
         seconds: u32,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetReplyFileName {
         job: String,
         local: Option<String>,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// IBackgroundCopyJob::TakeOwnership: `user` becomes the owner.
     TakeOwnership {
         job: String,
         user: String,
         #[serde(default)]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// Let time pass until the job is in one of `states`; fail after `within`.
     Wait {
@@ -407,7 +407,7 @@ pub enum Step {
         #[serde(default = "yes")]
         present: bool,
         #[serde(default)]
-        size: Option<u64>,
+        size: Option<ValueSpec>,
     },
 }
 
@@ -428,15 +428,29 @@ pub struct Expectation {
     #[serde(default)]
     pub error: Option<ErrorExpect>,
     #[serde(default)]
-    pub error_count: Option<u32>,
+    pub error_count: Option<ValueSpec>,
     #[serde(default)]
     pub priority: Option<PrioritySpec>,
+    /// GetNotifyFlags.
     #[serde(default)]
     pub notify_flags: Option<FlagsSpec>,
+    /// GetNotifyInterface: the name of a callback from `callbacks`, or `null` for NULL.
+    #[serde(default, deserialize_with = "some_name")]
+    pub notify_interface: Option<Option<String>>,
+    /// GetNotifyCmdLine: `{"program": …, "parameters": …}`, `null` for none, or
+    /// `{"fails": HRESULT}` (e.g. DO's E_NOTIMPL).
     #[serde(default)]
-    pub minimum_retry_delay: Option<u32>,
+    pub notify_cmdline: Option<CmdLineExpect>,
+    /// GetOwner: the owning user's name.
     #[serde(default)]
-    pub no_progress_timeout: Option<u32>,
+    pub owner: Option<String>,
+    /// GetTimes, in whole seconds since the run started.
+    #[serde(default)]
+    pub times: Option<TimesExpect>,
+    #[serde(default)]
+    pub minimum_retry_delay: Option<ValueSpec>,
+    #[serde(default)]
+    pub no_progress_timeout: Option<ValueSpec>,
     /// GetReplyProgress (`bytes_total` may be "unknown").
     #[serde(default)]
     pub reply_progress: Option<ProgressExpect>,
@@ -449,13 +463,13 @@ pub struct Expectation {
 #[serde(deny_unknown_fields)]
 pub struct ProgressExpect {
     #[serde(default)]
-    pub bytes_total: Option<SizeSpec>,
+    pub bytes_total: Option<ValueSpec>,
     #[serde(default)]
-    pub bytes_transferred: Option<u64>,
+    pub bytes_transferred: Option<ValueSpec>,
     #[serde(default)]
-    pub files_total: Option<u32>,
+    pub files_total: Option<ValueSpec>,
     #[serde(default)]
-    pub files_transferred: Option<u32>,
+    pub files_transferred: Option<ValueSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -463,9 +477,9 @@ pub struct ProgressExpect {
 pub struct FileProgressExpect {
     pub file: usize,
     #[serde(default)]
-    pub bytes_total: Option<SizeSpec>,
+    pub bytes_total: Option<ValueSpec>,
     #[serde(default)]
-    pub bytes_transferred: Option<u64>,
+    pub bytes_transferred: Option<ValueSpec>,
     #[serde(default)]
     pub completed: Option<bool>,
 }
@@ -481,6 +495,43 @@ pub struct ErrorExpect {
     pub file: Option<Option<usize>>,
 }
 
+fn some_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// What GetNotifyCmdLine returns.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CmdLineExpect {
+    /// The call fails with this code.
+    Fails { fails: ExpectHr },
+    /// The program and its parameters.
+    Set {
+        program: String,
+        #[serde(default)]
+        parameters: Option<String>,
+    },
+    /// `null`: no command line.
+    Unset(()),
+}
+
+/// GetTimes, in whole seconds since the run started (virtual on the simulator).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimesExpect {
+    #[serde(default)]
+    pub creation: Option<ValueSpec>,
+    #[serde(default)]
+    pub modification: Option<ValueSpec>,
+    /// `null`: not TRANSFERRED yet (zero on Windows).
+    #[serde(default, deserialize_with = "some_value")]
+    pub transfer_completion: Option<Option<ValueSpec>>,
+}
+
+fn some_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<ValueSpec>>, D::Error> {
+    Option::<ValueSpec>::deserialize(d).map(Some)
+}
+
 fn some_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
     Option::<usize>::deserialize(d).map(Some)
 }
@@ -489,7 +540,7 @@ fn some_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>,
 #[serde(untagged)]
 pub enum ReplyDataExpect {
     Length(u64),
-    Fails(Hr),
+    Fails(ExpectHr),
 }
 
 /// One expected delivery.
@@ -523,7 +574,14 @@ pub struct FileSpec {
 pub struct FileExpect {
     pub name: String,
     #[serde(default)]
-    pub size: Option<u64>,
+    pub size: Option<ValueSpec>,
+    /// Its content is byte for byte what the mock server sends for this route
+    /// (`/bytes/4096`), compared by SHA-256 digest.
+    #[serde(default)]
+    pub same_as: Option<String>,
+    /// Its content differs from what the mock server sends for this route.
+    #[serde(default)]
+    pub differs_from: Option<String>,
 }
 
 /// Text, or `{"repeat": "x", "times": 257}` for length-limit tests.
@@ -635,6 +693,132 @@ impl<'de> Deserialize<'de> for FlagsSpec {
     }
 }
 
+/// An expected HRESULT: a code (`BG_E_INVALID_STATE`, `0x80200002`), or
+/// `"any_failure"` / `"any_success"` for calls whose exact code is undocumented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "String")]
+pub enum ExpectHr {
+    Code(Hresult),
+    /// FAILED(hr): any failure code.
+    AnyFailure,
+    /// SUCCEEDED(hr): S_OK, S_FALSE, BG_S_* …
+    AnySuccess,
+}
+
+impl ExpectHr {
+    pub fn matches(self, hr: Hresult) -> bool {
+        match self {
+            ExpectHr::Code(c) => c == hr,
+            ExpectHr::AnyFailure => hr.is_failure(),
+            ExpectHr::AnySuccess => hr.is_success(),
+        }
+    }
+}
+
+impl fmt::Display for ExpectHr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectHr::Code(c) => write!(f, "{c}"),
+            ExpectHr::AnyFailure => f.write_str("any failure code"),
+            ExpectHr::AnySuccess => f.write_str("any success code"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpectHr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "any_failure" => Ok(ExpectHr::AnyFailure),
+            "any_success" => Ok(ExpectHr::AnySuccess),
+            _ => Hresult::parse(&s).map(ExpectHr::Code).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown HRESULT `{s}` (a name, 0x hex, \"any_failure\" or \"any_success\")"
+                ))
+            }),
+        }
+    }
+}
+
+/// An expected number: exactly `1024` (or `"unknown"` for BG_SIZE_UNKNOWN),
+/// anything but a value (`{"not": "unknown"}`), or an inclusive range
+/// (`{"min": 1, "max": 10}`, either bound optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "serde_json::Value")]
+pub enum ValueSpec {
+    Is(u64),
+    Not(u64),
+    Range { min: Option<u64>, max: Option<u64> },
+}
+
+impl ValueSpec {
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ValueSpec::Is(v) => actual == v,
+            ValueSpec::Not(v) => actual != v,
+            ValueSpec::Range { min, max } => min.is_none_or(|m| actual >= m) && max.is_none_or(|m| actual <= m),
+        }
+    }
+}
+
+fn show_value(v: u64) -> String {
+    if v == bitsim_model::BG_SIZE_UNKNOWN {
+        "unknown".into()
+    } else {
+        v.to_string()
+    }
+}
+
+impl fmt::Display for ValueSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ValueSpec::Is(v) => f.write_str(&show_value(v)),
+            ValueSpec::Not(v) => write!(f, "not {}", show_value(v)),
+            ValueSpec::Range { min, max } => write!(
+                f,
+                "{}..={}",
+                min.map_or(String::new(), show_value),
+                max.map_or(String::new(), show_value)
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ValueSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn number<E: de::Error>(v: &serde_json::Value) -> Result<u64, E> {
+            match v {
+                serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| E::custom("value must be >= 0")),
+                serde_json::Value::String(s) if s == "unknown" => Ok(bitsim_model::BG_SIZE_UNKNOWN),
+                _ => Err(E::custom("value must be a number or \"unknown\"")),
+            }
+        }
+        let v = serde_json::Value::deserialize(d)?;
+        let serde_json::Value::Object(map) = &v else {
+            return number(&v).map(ValueSpec::Is);
+        };
+        if let Some(k) = map.keys().find(|k| !["not", "min", "max"].contains(&k.as_str())) {
+            return Err(de::Error::custom(format!("unknown key `{k}` (not, min, max)")));
+        }
+        match (map.get("not"), map.get("min"), map.get("max")) {
+            (Some(n), None, None) => number(n).map(ValueSpec::Not),
+            (None, min, max) if min.is_some() || max.is_some() => {
+                let min = min.map(number).transpose()?;
+                let max = max.map(number).transpose()?;
+                if let (Some(a), Some(b)) = (min, max) {
+                    if a > b {
+                        return Err(de::Error::custom(format!("empty range: min {a} > max {b}")));
+                    }
+                }
+                Ok(ValueSpec::Range { min, max })
+            }
+            _ => Err(de::Error::custom(
+                "a value: a number, \"unknown\", {\"not\": v} or {\"min\": a, \"max\": b}",
+            )),
+        }
+    }
+}
+
 /// A size in bytes, or `"unknown"` for BG_SIZE_UNKNOWN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(with = "serde_json::Value")]
@@ -702,6 +886,39 @@ impl fmt::Display for Dur {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_exact_not_and_ranges() {
+        let v = |j: &str| serde_json::from_str::<ValueSpec>(j);
+        assert!(v("1024").unwrap().matches(1024));
+        assert!(v("\"unknown\"").unwrap().matches(bitsim_model::BG_SIZE_UNKNOWN));
+        let not_unknown = v(r#"{"not": "unknown"}"#).unwrap();
+        assert!(not_unknown.matches(0) && !not_unknown.matches(bitsim_model::BG_SIZE_UNKNOWN));
+        let range = v(r#"{"min": 10, "max": 20}"#).unwrap();
+        assert!(range.matches(10) && range.matches(20) && !range.matches(21) && !range.matches(9));
+        assert_eq!(range.to_string(), "10..=20");
+        assert!(v(r#"{"min": 5, "max": 1}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("empty range"));
+        assert!(v(r#"{"between": 1}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown key `between`"));
+        assert!(v("-1").is_err());
+    }
+
+    #[test]
+    fn expected_codes() {
+        let e = |j: &str| serde_json::from_str::<ExpectHr>(j);
+        assert!(e("\"any_failure\"").unwrap().matches(Hresult::E_FAIL));
+        assert!(!e("\"any_failure\"").unwrap().matches(Hresult::S_FALSE));
+        assert!(e("\"any_success\"").unwrap().matches(Hresult::BG_S_PARTIAL_COMPLETE));
+        assert!(e("\"BG_E_INVALID_STATE\"")
+            .unwrap()
+            .matches(Hresult::BG_E_INVALID_STATE));
+        assert!(e("\"no_such_code\"").unwrap_err().to_string().contains("any_failure"));
+    }
 
     #[test]
     fn durations() {

@@ -121,6 +121,8 @@ pub struct WindowsBackend {
     jobs: BTreeMap<JobId, JobSlot>,
     next_job: u32,
     callbacks: Vec<(String, CallbackRecorder)>,
+    /// The callback last registered per job, to name what GetNotifyInterface returns.
+    notify_interfaces: BTreeMap<JobId, Callback>,
     trace: Vec<String>,
     /// (deliveries, returned) last seen, for the trace and change detection.
     seen_deliveries: (usize, usize),
@@ -152,6 +154,7 @@ impl WindowsBackend {
             jobs: BTreeMap::new(),
             next_job: 1,
             callbacks: Vec::new(),
+            notify_interfaces: BTreeMap::new(),
             trace: Vec::new(),
             seen_deliveries: (0, 0),
             not_applicable: None,
@@ -647,7 +650,14 @@ impl Backend for WindowsBackend {
             }),
             ApiCall::SetNotifyInterface { job, callback } => {
                 let recorder = callback.and_then(|c| self.callbacks.get(c.id as usize).map(|(_, r)| r.clone()));
-                self.on_job(job, "SetNotifyInterface", |j| j.set_notify_interface(recorder.as_ref()))
+                let reply = self.on_job(job, "SetNotifyInterface", |j| j.set_notify_interface(recorder.as_ref()));
+                if reply.hresult.is_success() {
+                    match callback {
+                        Some(c) => self.notify_interfaces.insert(job, c),
+                        None => self.notify_interfaces.remove(&job),
+                    };
+                }
+                reply
             }
             ApiCall::SetNotifyCmdLine {
                 job,
@@ -753,6 +763,15 @@ impl Backend for WindowsBackend {
             ApiCall::GetReplyData { job } => {
                 self.getter(job, BitsJob::get_reply_data, |d| ApiValue::Bytes(d.len() as u64))
             }
+            ApiCall::GetNotifyInterface { job } => {
+                let registered = self.notify_interfaces.get(&job).copied();
+                self.getter(job, BitsJob::has_notify_interface, |present| {
+                    ApiValue::Callback(registered.filter(|_| present))
+                })
+            }
+            ApiCall::GetNotifyCmdLine { job } => self.getter(job, BitsJob::get_notify_cmdline, ApiValue::CmdLine),
+            // One user per run: a job's owner is the run's user.
+            ApiCall::GetOwner { job } => self.getter(job, BitsJob::get_owner, |_| ApiValue::User(UserId(0))),
         };
         reply
     }
