@@ -447,6 +447,11 @@ impl Backend for Simulator {
         Ok(self.service.add_user(name))
     }
 
+    fn set_user_kind(&mut self, user: UserId, kind: bitsim_model::OwnerKind) -> Result<(), NotApplicable> {
+        self.service.set_user_kind(user, kind);
+        Ok(())
+    }
+
     fn define_callback(&mut self, name: &str, policy: &CallbackPolicy) -> Callback {
         self.callbacks.push(CallbackObject {
             name: name.to_string(),

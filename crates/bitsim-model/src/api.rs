@@ -80,8 +80,8 @@ impl Service {
         if !self.profile.job_types.contains(&job_type) {
             return Err(self.profile.codes.not_implemented); // ref: bits-spec §8.1 (DO)
         }
-        if !self.users[user.0 as usize].admin {
-            // ref: bits-spec §9: not applied to administrators
+        if !self.exempt_from_limits(user) {
+            // ref: bits-spec §9; "Creating a Job": not applied to administrators or services
             // Counted incrementally: scanning every job ever created made CreateJob O(n).
             if self.users[user.0 as usize].live_jobs >= limits.max_jobs_per_user {
                 return Err(Hresult::BG_E_TOO_MANY_JOBS_PER_USER);
@@ -193,8 +193,14 @@ impl Service {
         if job.job_type.is_upload() && job.files.len() + files.len() > 1 {
             return Err(Hresult::BG_E_TOO_MANY_FILES); // ref: bits-spec §6.2
         }
-        let admin = self.users[job.owner.0 as usize].admin;
-        if !admin && job.files.len() + files.len() > limits.max_files_per_job {
+        let owner = job.owner;
+        let not_logged_on = self.users[owner.0 as usize].kind == OwnerKind::NonInteractiveUser
+            && !self.users[owner.0 as usize].logged_on;
+        if let (true, Some(hr)) = (not_logged_on, self.profile.not_logged_on_add_file) {
+            // ref: DFIR-ORC issue #34 ("Failed to add file … hr=0x800704dd"), PS-04
+            return Err(hr);
+        }
+        if !self.exempt_from_limits(owner) && job.files.len() + files.len() > limits.max_files_per_job {
             return Err(Hresult::BG_E_TOO_MANY_FILES_IN_JOB); // ref: bits-spec §9
         }
         for (remote, local) in files {

@@ -186,6 +186,15 @@ pub struct Profile {
     /// (UNVERIFIED, ref: bits-spec §3.2, §11 q3).
     pub no_progress_runs_while_disconnected: bool,
     pub limits: Limits,
+    /// What AddFile returns when the job's owner is an ordinary user without an
+    /// interactive logon (RunAs, scheduled task, WinRM): HRESULT_FROM_WIN32(
+    /// ERROR_NOT_LOGGED_ON) as widely reported (DFIR-ORC #34: "Failed to add file";
+    /// the job itself is created). `None`: AddFile succeeds and the job waits.
+    pub not_logged_on_add_file: Option<Hresult>,
+    /// Whether a notify command line runs for a job owned by a service account
+    /// (ref: SetNotifyCmdLine: "If the BITS job is in a service account context … no
+    /// form of command line callback will be executed").
+    pub service_accounts_run_cmdline: bool,
     /// How long Cancel keeps re-sending Cancel-Session to an unreachable server: 24 h,
     /// or the job's NoProgressTimeout when shorter (ref: IBackgroundCopyJob::Cancel).
     pub cancel_session_retry_for: Span,
@@ -248,6 +257,8 @@ impl Profile {
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
+            not_logged_on_add_file: Some(Hresult::HRESULT_NOT_LOGGED_ON),
+            service_accounts_run_cmdline: false,
             cancel_session_retry_for: Span::from_secs(86_400),
             cancel_session_retry_every: None,
             unsupported: &[],
@@ -293,6 +304,8 @@ impl Profile {
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
             // DO has no uploads (ref: bits-spec §8.1): never used.
+            not_logged_on_add_file: Some(Hresult::HRESULT_NOT_LOGGED_ON),
+            service_accounts_run_cmdline: false,
             cancel_session_retry_for: Span::from_secs(86_400),
             cancel_session_retry_every: None,
             unsupported: &[

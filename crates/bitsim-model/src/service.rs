@@ -141,6 +141,7 @@ pub(crate) struct User {
     pub name: String,
     /// Administrators are exempt from the job and file limits (ref: bits-spec §9).
     pub admin: bool,
+    pub kind: OwnerKind,
     pub logged_on: bool,
     /// Notifications delivered and not yet returned (at most the profile's limit).
     pub in_flight: usize,
@@ -284,6 +285,7 @@ impl Service {
         self.users.push(User {
             name: name.to_string(),
             admin: false,
+            kind: OwnerKind::InteractiveUser,
             logged_on: true,
             in_flight: 0,
             live_jobs: 0,
@@ -297,6 +299,35 @@ impl Service {
         let id = self.add_user(name);
         self.users[id.0 as usize].admin = true;
         id
+    }
+
+    /// Sets a user's [`OwnerKind`]. Service accounts are always logged on; a
+    /// non-interactive user never is until an interactive logon (ref: "Users and
+    /// Network Connections": RunAs "is not an interactive logon"; "The LocalSystem,
+    /// LocalService, and NetworkService system accounts are always logged on").
+    pub fn set_user_kind(&mut self, user: UserId, kind: OwnerKind) {
+        let Some(u) = self.users.get_mut(user.0 as usize) else {
+            return;
+        };
+        u.kind = kind;
+        u.admin = kind == OwnerKind::Administrator;
+        u.logged_on = kind != OwnerKind::NonInteractiveUser;
+    }
+
+    /// A user's [`OwnerKind`].
+    pub fn user_kind(&self, user: UserId) -> OwnerKind {
+        self.users
+            .get(user.0 as usize)
+            .map_or(OwnerKind::InteractiveUser, |u| u.kind)
+    }
+
+    /// Exempt from MaxJobsPerUser / MaxJobsPerMachine / MaxFilesPerJob: administrators
+    /// and services (ref: "Creating a Job": "These limits do not apply to
+    /// administrators or services"; bits-spec §9).
+    pub(crate) fn exempt_from_limits(&self, user: UserId) -> bool {
+        self.users
+            .get(user.0 as usize)
+            .is_some_and(|u| u.admin || u.kind.is_service_account())
     }
 
     pub fn user_name(&self, user: UserId) -> &str {
@@ -1041,6 +1072,8 @@ impl Service {
                     self.transition(id, Trigger::NetworkRestored);
                 }
             }
+            // ref: "Users and Network Connections": service accounts are always logged on
+            EnvEvent::LogOff(user) if self.user_kind(user).is_service_account() => {}
             EnvEvent::LogOff(user) => {
                 if let Some(u) = self.users.get_mut(user.0 as usize) {
                     u.logged_on = false;

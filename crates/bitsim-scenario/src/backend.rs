@@ -4,7 +4,8 @@
 
 use crate::format::CallbackPolicy;
 use bitsim_model::{
-    ApiCall, ApiReply, Callback, EnvEvent, ErrorContext, Flavor, Hresult, JobId, NotificationKind, Time, UserId,
+    ApiCall, ApiReply, Callback, EnvEvent, ErrorContext, Flavor, Hresult, JobId, NotificationKind, OwnerKind, Time,
+    UserId,
 };
 use bitsim_server::{Plan, RequestLogEntry};
 use serde::Serialize;
@@ -46,6 +47,11 @@ pub trait Backend {
     /// Time since the run started (virtual on the simulator).
     fn now(&self) -> Time;
     fn add_user(&mut self, name: &str) -> Result<UserId, NotApplicable>;
+    /// Makes a user a service account, an administrator or a non-interactive logon.
+    fn set_user_kind(&mut self, user: UserId, kind: OwnerKind) -> Result<(), NotApplicable> {
+        let _ = user;
+        Err(NotApplicable(format!("cannot run jobs as a {} owner", kind.as_str())))
+    }
     /// Creates a callback object that answers by `policy`.
     fn define_callback(&mut self, name: &str, policy: &CallbackPolicy) -> Callback;
     /// The exit codes the job's notify command line will return, in order.

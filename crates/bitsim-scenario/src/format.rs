@@ -3,7 +3,7 @@
 //! callback policies and a list of steps.
 
 use bitsim_model::{
-    ErrorContext, Flavor, Hresult, JobPriority, JobState, JobType, NotificationKind, NotifyFlags, Span,
+    ErrorContext, Flavor, Hresult, JobPriority, JobState, JobType, NotificationKind, NotifyFlags, OwnerKind, Span,
 };
 use bitsim_server::Plan;
 use schemars::JsonSchema;
@@ -32,6 +32,11 @@ pub struct Scenario {
     /// Users; the first is the default owner. Default `["alice"]`.
     #[serde(default = "default_users")]
     pub users: Vec<String>,
+    /// Kinds of the users above, by name (default `interactive_user`):
+    /// `administrator`, `local_system`, `local_service`, `network_service`,
+    /// `non_interactive_user` (RunAs, a scheduled task, WinRM).
+    #[serde(default)]
+    pub user_kinds: BTreeMap<String, OwnerKindName>,
     /// The server's fault plan, inline. Default: the built-in routes only.
     #[serde(default)]
     pub plan: Option<Plan>,
@@ -628,6 +633,10 @@ macro_rules! parsed_string {
 parsed_string!(
     /// An HRESULT: a name (`BG_E_INVALID_STATE`, `BG_E_HTTP_ERROR_403`) or hex `0x80200002`.
     Hr(Hresult), Hresult::parse, "HRESULT (name or 0x hex)"
+);
+parsed_string!(
+    /// A job owner's kind (`local_system`, `non_interactive_user`, …).
+    OwnerKindName(OwnerKind), OwnerKind::parse, "owner kind (interactive_user, administrator, local_system, local_service, network_service, non_interactive_user)"
 );
 parsed_string!(
     /// A BG_JOB_STATE name (`TRANSIENT_ERROR`).

@@ -188,6 +188,23 @@ impl Runner<'_> {
             let id = backend.add_user(name).map_err(|e| Stop::NotApplicable(e.0))?;
             self.users.insert(name.clone(), id);
         }
+        for (name, kind) in &scenario.user_kinds {
+            let Some(&id) = self.users.get(name) else {
+                return Err(Stop::Failed(Failure {
+                    file: self.loaded.path.display().to_string(),
+                    line: 1,
+                    step: 0,
+                    what: format!("user_kinds.{name}"),
+                    expected: "a user listed in `users`".into(),
+                    actual: format!("`{name}`"),
+                }));
+            };
+            if kind.0 != bitsim_model::OwnerKind::InteractiveUser {
+                backend
+                    .set_user_kind(id, kind.0)
+                    .map_err(|e| Stop::NotApplicable(e.0))?;
+            }
+        }
         let mut callbacks = BTreeMap::new();
         for (name, policy) in &scenario.callbacks {
             callbacks.insert(name.clone(), backend.define_callback(name, policy));
