@@ -276,11 +276,17 @@ impl Service {
         let result = result.map(|n| {
             let session = self.session_to_cancel(id);
             self.transition(id, Trigger::Cancel);
-            self.delete_temp_files(id, (0..n).collect());
+            let deleted = self.delete_temp_files(id, (0..n).collect());
             if let Some(what) = session {
                 self.start_cancel_session(id, what);
             }
-            Hresult::S_OK
+            // ref: IBackgroundCopyJob::Cancel: "successfully canceled; however, the
+            // service was unable to delete the temporary files"
+            if deleted {
+                Hresult::S_OK
+            } else {
+                Hresult::BG_S_UNABLE_TO_DELETE_FILES
+            }
         });
         let result = self.traced(Some(id), || "Cancel".into(), result);
         self.schedule();
@@ -321,11 +327,12 @@ impl Service {
             Method::CompleteDownload
         };
         let job = self.guard(id, method)?;
+        // Files transferred and not yet renamed by an earlier Complete.
         let finished: Vec<(usize, String)> = job
             .files
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.transferred)
+            .filter(|(_, f)| f.transferred && !f.completed)
             .map(|(i, f)| (i, f.local_name.clone()))
             .collect();
         let unfinished: Vec<usize> = job
@@ -337,36 +344,63 @@ impl Service {
             .collect();
         let is_download = job.job_type == JobType::Download;
         let reply = (job.job_type == JobType::UploadReply).then(|| job.reply.file_name.clone().unwrap_or_default());
-        self.transition(id, Trigger::Complete);
         if is_download {
-            for (i, _) in &finished {
-                self.job_mut(id).files[*i].completed = true;
-            }
-            if !finished.is_empty() {
-                self.record(TraceKind::FilesRenamed {
+            // ref: IBackgroundCopyJob::Complete: a rename onto a destination in use or
+            // not writable fails; "If BITS cannot rename all the temporary files, the job
+            // remains in the transfer queue. Files that were successfully renamed are
+            // available"; Completed tells which.
+            let (renamable, blocked): (Vec<_>, Vec<_>) = finished
+                .into_iter()
+                .partition(|(_, local)| !self.locked_files.contains_key(&(local.clone(), false)));
+            if let Some((_, first)) = blocked.first() {
+                let hresult = self.locked_files[&(first.clone(), false)].hresult();
+                self.rename(id, renamable);
+                self.record(TraceKind::RenameFailed {
                     job: id,
-                    files: finished.iter().map(|(i, _)| *i).collect(),
+                    files: blocked.iter().map(|(i, _)| *i).collect(),
+                    hresult,
                 });
+                return Err(hresult);
             }
-            self.effects.push_back(Effect::RenameFiles {
-                job: id,
-                files: finished,
-                reply: None,
+            self.transition(id, Trigger::Complete);
+            self.rename(id, renamable);
+            let deleted = self.delete_temp_files(id, unfinished.clone());
+            // ref: Complete: BG_S_UNABLE_TO_DELETE_FILES "successfully completed; however,
+            // … unable to delete the temporary files" (taken over BG_S_PARTIAL_COMPLETE)
+            return Ok(match (deleted, unfinished.is_empty()) {
+                (false, _) => Hresult::BG_S_UNABLE_TO_DELETE_FILES,
+                (true, false) => Hresult::BG_S_PARTIAL_COMPLETE,
+                // ref: bits-spec §11 q6: an empty job completes with S_OK (UNVERIFIED)
+                (true, true) => Hresult::S_OK,
             });
-            self.delete_temp_files(id, unfinished.clone());
-        } else if reply.is_some() {
+        }
+        self.transition(id, Trigger::Complete);
+        if reply.is_some() {
             self.effects.push_back(Effect::RenameFiles {
                 job: id,
                 files: Vec::new(),
                 reply,
             });
         }
-        // ref: bits-spec §11 q6: an empty job completes with S_OK (UNVERIFIED)
-        Ok(if is_download && !unfinished.is_empty() {
-            Hresult::BG_S_PARTIAL_COMPLETE
-        } else {
-            Hresult::S_OK
-        })
+        Ok(Hresult::S_OK)
+    }
+
+    /// Renames finished downloads to their local names (marks them Completed).
+    fn rename(&mut self, id: JobId, files: Vec<(usize, String)>) {
+        for (i, _) in &files {
+            self.job_mut(id).files[*i].completed = true;
+        }
+        if !files.is_empty() {
+            self.record(TraceKind::FilesRenamed {
+                job: id,
+                files: files.iter().map(|(i, _)| *i).collect(),
+            });
+        }
+        self.effects.push_back(Effect::RenameFiles {
+            job: id,
+            files,
+            reply: None,
+        });
     }
 
     // ----- setters -------------------------------------------------------------

@@ -77,7 +77,7 @@ pub use hresult::Hresult;
 pub use notify::{DeliveryPhase, Notification, NotificationId, NotificationKind};
 pub use rng::Rng;
 pub use rules::{method_rule, next_state, Allowed, Method, MethodRule, Transition, Trigger, METHOD_RULES, TRANSITIONS};
-pub use service::{EnvEvent, JobError, Service, TransferEvent};
+pub use service::{EnvEvent, FileLock, JobError, Service, TransferEvent};
 pub use trace::{render, TraceEvent, TraceKind};
 pub use types::*;
 pub use upload_cancel::CancelWhat;

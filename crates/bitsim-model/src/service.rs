@@ -175,6 +175,38 @@ pub enum EnvEvent {
     /// The service process restarts: callback registrations are dropped, the queue
     /// survives, transfers resume from their byte offset.
     ServiceRestart,
+    /// Another process holds a local file open (`busy`) or it is read-only: renaming
+    /// onto it (`temporary: false`, the destination) or deleting it (`temporary: true`,
+    /// the job file's temporary copy) fails until it is released.
+    LocalFileLocked {
+        path: String,
+        temporary: bool,
+        lock: FileLock,
+    },
+    LocalFileReleased {
+        path: String,
+        temporary: bool,
+    },
+}
+
+/// Why a local file cannot be replaced or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileLock {
+    /// Open in another process without sharing: ERROR_SHARING_VIOLATION.
+    Busy,
+    /// Read-only (or no write access): E_ACCESSDENIED.
+    ReadOnly,
+}
+
+impl FileLock {
+    /// The error a rename or delete of a file locked this way gives.
+    pub fn hresult(self) -> Hresult {
+        match self {
+            FileLock::Busy => Hresult::HRESULT_SHARING_VIOLATION,
+            FileLock::ReadOnly => Hresult::E_ACCESSDENIED,
+        }
+    }
 }
 
 /// What a driver observed about a transfer it runs.
@@ -237,6 +269,8 @@ pub struct Service {
     pub(crate) next_id: u64,
     /// Jobs not in a final state, machine-wide (the MaxJobsPerMachine count).
     pub(crate) live_jobs: usize,
+    /// Local files another process holds or that are read-only: (path, temporary).
+    pub(crate) locked_files: std::collections::BTreeMap<(String, bool), FileLock>,
 }
 
 impl Service {
@@ -265,6 +299,7 @@ impl Service {
             transfers: HashMap::new(),
             next_id: 1,
             live_jobs: 0,
+            locked_files: Default::default(),
         }
     }
 
@@ -621,19 +656,34 @@ impl Service {
     fn end_job(&mut self, id: JobId, trigger: Trigger) {
         if self.transition(id, trigger) {
             let files: Vec<usize> = (0..self.job(id).files.len()).collect();
-            self.delete_temp_files(id, files);
+            let _ = self.delete_temp_files(id, files);
         }
     }
 
-    pub(crate) fn delete_temp_files(&mut self, id: JobId, files: Vec<usize>) {
+    /// Deletes the temporary copies of `files`; returns false when some could not be
+    /// deleted (locked: they stay, ref: IBackgroundCopyJob::Cancel / ::Complete
+    /// BG_S_UNABLE_TO_DELETE_FILES).
+    pub(crate) fn delete_temp_files(&mut self, id: JobId, files: Vec<usize>) -> bool {
+        let (files, stuck): (Vec<usize>, Vec<usize>) = files.into_iter().partition(|&n| {
+            let f = &self.job(id).files[n];
+            let has_temp = f.bytes_transferred > 0 || f.transferred;
+            !(has_temp && self.locked_files.contains_key(&(f.local_name.clone(), true)))
+        });
+        if !stuck.is_empty() {
+            self.record(TraceKind::FilesNotDeleted {
+                job: id,
+                files: stuck.clone(),
+            });
+        }
         if files.is_empty() {
-            return;
+            return stuck.is_empty();
         }
         self.record(TraceKind::FilesDeleted {
             job: id,
             files: files.clone(),
         });
         self.effects.push_back(Effect::DeleteTempFiles { job: id, files });
+        stuck.is_empty()
     }
 
     // ----- scheduling (ref: bits-spec §5.2) ---------------------------------------
@@ -1038,6 +1088,14 @@ impl Service {
             EnvEvent::LogOff(u) => format!("logoff user={}", self.user_name(*u)),
             EnvEvent::LogOn(u) => format!("logon user={}", self.user_name(*u)),
             EnvEvent::ServiceRestart => "service restart".to_string(),
+            EnvEvent::LocalFileLocked { path, temporary, lock } => {
+                let which = if *temporary { "temporary of " } else { "" };
+                format!("local file {which}{path} locked ({lock:?})")
+            }
+            EnvEvent::LocalFileReleased { path, temporary } => {
+                let which = if *temporary { "temporary of " } else { "" };
+                format!("local file {which}{path} released")
+            }
         };
         self.record(TraceKind::Env { what });
         match event {
@@ -1103,6 +1161,12 @@ impl Service {
                 for id in hit {
                     self.make_ready(id);
                 }
+            }
+            EnvEvent::LocalFileLocked { path, temporary, lock } => {
+                self.locked_files.insert((path, temporary), lock);
+            }
+            EnvEvent::LocalFileReleased { path, temporary } => {
+                self.locked_files.remove(&(path, temporary));
             }
             EnvEvent::ServiceRestart => {
                 // ref: bits-spec §4.2: registrations are not persisted; the queue is.

@@ -347,6 +347,21 @@ pub enum Step {
     },
     /// Restart the service: callback registrations are dropped, the queue survives.
     ServiceRestart {},
+    /// Another process holds the local file `name` open (`"busy"`) or it is read-only
+    /// (`"read_only"`); with `temporary`, the lock is on the temporary copy BITS
+    /// downloads `name` into. Complete / Cancel then cannot rename onto or delete it.
+    LockFile {
+        name: String,
+        how: LockHow,
+        #[serde(default)]
+        temporary: bool,
+    },
+    /// Releases a `lock_file`.
+    UnlockFile {
+        name: String,
+        #[serde(default)]
+        temporary: bool,
+    },
     /// Replace the server's plan.
     SetPlan {
         #[serde(default)]
@@ -587,6 +602,16 @@ pub struct FileExpect {
     /// Its content differs from what the mock server sends for this route.
     #[serde(default)]
     pub differs_from: Option<String>,
+}
+
+/// How a local file is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LockHow {
+    /// Open in another process without sharing (ERROR_SHARING_VIOLATION).
+    Busy,
+    /// Read-only (E_ACCESSDENIED).
+    ReadOnly,
 }
 
 /// Text, or `{"repeat": "x", "times": 257}` for length-limit tests.

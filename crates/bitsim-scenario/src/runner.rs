@@ -517,6 +517,29 @@ impl Runner<'_> {
             Logoff { user } => backend.env(EnvEvent::LogOff(self.user(&Some(user.clone())))).await?,
             Logon { user } => backend.env(EnvEvent::LogOn(self.user(&Some(user.clone())))).await?,
             ServiceRestart {} => backend.env(EnvEvent::ServiceRestart).await?,
+            LockFile { name, how, temporary } => {
+                let lock = match how {
+                    LockHow::Busy => bitsim_model::FileLock::Busy,
+                    LockHow::ReadOnly => bitsim_model::FileLock::ReadOnly,
+                };
+                let path = backend.local_path(name);
+                backend
+                    .env(EnvEvent::LocalFileLocked {
+                        path,
+                        temporary: *temporary,
+                        lock,
+                    })
+                    .await?
+            }
+            UnlockFile { name, temporary } => {
+                let path = backend.local_path(name);
+                backend
+                    .env(EnvEvent::LocalFileReleased {
+                        path,
+                        temporary: *temporary,
+                    })
+                    .await?
+            }
             SetPlan { plan, plan_file } => {
                 let plan = match (plan, plan_file) {
                     (Some(p), _) => p.clone(),

@@ -95,6 +95,8 @@ pub(crate) fn env_not_scripted(event: &EnvEvent, service: &str) -> NotApplicable
         EnvEvent::LogOff(_) => "logging a user off".to_string(),
         EnvEvent::LogOn(_) => "logging a user on".to_string(),
         EnvEvent::ServiceRestart => format!("restarting the {service} service"),
+        EnvEvent::LocalFileLocked { .. } => "locking a local file".to_string(),
+        EnvEvent::LocalFileReleased { .. } => "releasing a local file".to_string(),
     };
     NotApplicable(format!("{what} is not scripted on a real machine"))
 }
