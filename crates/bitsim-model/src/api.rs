@@ -125,6 +125,8 @@ impl Service {
             last_activity: now,
             deadlines: Default::default(),
             channels: Default::default(),
+            cost_flags: self.profile.default_cost_flags,
+            blocked_by_policy: false,
             upload_session_opened: false,
             cancel_session: None,
         });
@@ -651,6 +653,30 @@ impl Service {
         self.traced(Some(id), || format!("SetReplyFileName({path:?})"), result)
     }
 
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS): the network
+    /// cost states the job may transfer on; takes effect at once (ref: policy.rs).
+    pub fn set_cost_flags(&mut self, now: Time, id: JobId, flags: u32) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.guard(id, Method::SetCostFlags).map(|_| ());
+        let result = result.map(|_| {
+            self.job_mut(id).cost_flags = flags;
+            self.touched(id);
+            self.reevaluate_job_policy(id);
+        });
+        let result = self.traced(Some(id), || format!("SetCostFlags(0x{flags:X})"), result);
+        self.schedule();
+        result
+    }
+
+    /// GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    pub fn cost_flags(&self, id: JobId) -> ApiResult<u32> {
+        let job = self.find(id)?;
+        if self.profile.unsupported.contains(&Method::SetCostFlags) {
+            return Err(self.profile.codes.not_implemented);
+        }
+        Ok(job.cost_flags)
+    }
+
     // ----- getters (never traced) ------------------------------------------------
 
     /// GetState: S_OK in every state, final ones included (ref: bits-spec §1.1 [TEST]).
@@ -877,6 +903,8 @@ impl Service {
             GetNotifyInterface { job } => val(self.notify_interface(*job), ApiValue::Callback),
             GetNotifyCmdLine { job } => val(self.notify_cmdline_checked(*job), ApiValue::CmdLine),
             GetOwner { job } => val(self.owner(*job), ApiValue::User),
+            SetCostFlags { job, flags } => unit(self.set_cost_flags(now, *job, *flags)),
+            GetCostFlags { job } => val(self.cost_flags(*job), ApiValue::Count),
         }
     }
 }
@@ -1038,6 +1066,15 @@ pub enum ApiCall {
     },
     /// IBackgroundCopyJob::GetOwner.
     GetOwner {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    SetCostFlags {
+        job: JobId,
+        flags: u32,
+    },
+    /// IBackgroundCopyJob5::GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    GetCostFlags {
         job: JobId,
     },
 }

@@ -195,6 +195,11 @@ pub struct Profile {
     /// (ref: SetNotifyCmdLine: "If the BITS job is in a service account context … no
     /// form of command line callback will be executed").
     pub service_accounts_run_cmdline: bool,
+    /// BITS_JOB_PROPERTY_ID_COST_FLAGS of a new job (UNVERIFIED: Windows takes it from
+    /// the "default download behavior on costed networks" policy; STANDARD assumed).
+    pub default_cost_flags: u32,
+    /// Battery saver blocks background jobs only (UNVERIFIED).
+    pub battery_saver_spares_foreground: bool,
     /// How long Cancel keeps re-sending Cancel-Session to an unreachable server: 24 h,
     /// or the job's NoProgressTimeout when shorter (ref: IBackgroundCopyJob::Cancel).
     pub cancel_session_retry_for: Span,
@@ -258,6 +263,8 @@ impl Profile {
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
             not_logged_on_add_file: Some(Hresult::HRESULT_NOT_LOGGED_ON),
+            default_cost_flags: crate::policy::transfer_policy::STANDARD,
+            battery_saver_spares_foreground: true,
             service_accounts_run_cmdline: false,
             cancel_session_retry_for: Span::from_secs(86_400),
             cancel_session_retry_every: None,
@@ -305,6 +312,8 @@ impl Profile {
             limits: BITS_LIMITS,
             // DO has no uploads (ref: bits-spec §8.1): never used.
             not_logged_on_add_file: Some(Hresult::HRESULT_NOT_LOGGED_ON),
+            default_cost_flags: crate::policy::transfer_policy::STANDARD,
+            battery_saver_spares_foreground: true,
             service_accounts_run_cmdline: false,
             cancel_session_retry_for: Span::from_secs(86_400),
             cancel_session_retry_every: None,
@@ -320,6 +329,8 @@ impl Profile {
                 Method::GetReplyData,
                 Method::GetReplyProgress,
                 Method::GetReplyFileName,
+                // DO's BITS-compatible API has no IBackgroundCopyJob5 (ref: bits-spec §8.1)
+                Method::SetCostFlags,
             ],
         }
     }

@@ -109,6 +109,10 @@ pub(crate) struct Job {
     pub last_activity: Time,
     pub deadlines: Deadlines,
     pub channels: Channels,
+    /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network cost states the job may use.
+    pub cost_flags: u32,
+    /// The job waits in TRANSIENT_ERROR for a policy condition (ref: policy.rs).
+    pub blocked_by_policy: bool,
     /// An upload transfer has started: the server may hold a session for it.
     pub upload_session_opened: bool,
     /// A Cancel-Session still to be delivered after Cancel.
@@ -175,6 +179,13 @@ pub enum EnvEvent {
     /// The service process restarts: callback registrations are dropped, the queue
     /// survives, transfers resume from their byte offset.
     ServiceRestart,
+    /// The current network's cost changed (one `BITS_COST_STATE_*` bit).
+    NetworkCost(u32),
+    /// Battery saver turned on or off.
+    BatterySaver(bool),
+    /// The bandwidth group policy for background transfers: `Some(0)` blocks them;
+    /// other values only throttle (not modelled); `None` removes the limit.
+    BackgroundBandwidth(Option<u64>),
     /// Another process holds a local file open (`busy`) or it is read-only: renaming
     /// onto it (`temporary: false`, the destination) or deleting it (`temporary: true`,
     /// the job file's temporary copy) fails until it is released.
@@ -269,6 +280,8 @@ pub struct Service {
     pub(crate) next_id: u64,
     /// Jobs not in a final state, machine-wide (the MaxJobsPerMachine count).
     pub(crate) live_jobs: usize,
+    /// Network cost, battery saver, bandwidth policy (ref: policy.rs).
+    pub(crate) conditions: crate::policy::Conditions,
     /// Local files another process holds or that are read-only: (path, temporary).
     pub(crate) locked_files: std::collections::BTreeMap<(String, bool), FileLock>,
 }
@@ -300,6 +313,7 @@ impl Service {
             next_id: 1,
             live_jobs: 0,
             locked_files: Default::default(),
+            conditions: Default::default(),
         }
     }
 
@@ -574,6 +588,7 @@ impl Service {
             }
             if to != JobState::TransientError {
                 job.waiting_for_network = false;
+                job.blocked_by_policy = false;
             }
         }
         if from == JobState::TransientError {
@@ -693,6 +708,10 @@ impl Service {
     pub(crate) fn make_ready(&mut self, id: JobId) {
         if !self.network_up {
             self.network_lost_for(id);
+            return;
+        }
+        if let Some(hr) = self.policy_block(id) {
+            self.block_for_policy(id, hr);
             return;
         }
         let owner = self.job(id).owner;
@@ -1088,6 +1107,12 @@ impl Service {
             EnvEvent::LogOff(u) => format!("logoff user={}", self.user_name(*u)),
             EnvEvent::LogOn(u) => format!("logon user={}", self.user_name(*u)),
             EnvEvent::ServiceRestart => "service restart".to_string(),
+            EnvEvent::NetworkCost(c) => format!("network cost 0x{c:X}"),
+            EnvEvent::BatterySaver(on) => format!("battery saver {}", if *on { "on" } else { "off" }),
+            EnvEvent::BackgroundBandwidth(kbps) => match kbps {
+                Some(k) => format!("background bandwidth limit {k} kbps"),
+                None => "background bandwidth unlimited".to_string(),
+            },
             EnvEvent::LocalFileLocked { path, temporary, lock } => {
                 let which = if *temporary { "temporary of " } else { "" };
                 format!("local file {which}{path} locked ({lock:?})")
@@ -1164,6 +1189,18 @@ impl Service {
             }
             EnvEvent::LocalFileLocked { path, temporary, lock } => {
                 self.locked_files.insert((path, temporary), lock);
+            }
+            EnvEvent::NetworkCost(cost) => {
+                self.conditions.network_cost = cost;
+                self.reevaluate_policy();
+            }
+            EnvEvent::BatterySaver(on) => {
+                self.conditions.battery_saver = on;
+                self.reevaluate_policy();
+            }
+            EnvEvent::BackgroundBandwidth(kbps) => {
+                self.conditions.background_bandwidth_zero = kbps == Some(0);
+                self.reevaluate_policy();
             }
             EnvEvent::LocalFileReleased { path, temporary } => {
                 self.locked_files.remove(&(path, temporary));

@@ -356,6 +356,29 @@ pub enum Step {
         #[serde(default)]
         temporary: bool,
     },
+    /// The current network's cost (a BITS_COST_STATE name: `unrestricted`,
+    /// `capped_usage_unknown`, `below_cap`, `near_cap`, `overcap_charged`,
+    /// `overcap_throttled`, `usage_based`, `roaming`).
+    NetworkCost {
+        cost: CostStateName,
+    },
+    /// Battery saver on or off.
+    BatterySaver {
+        on: bool,
+    },
+    /// The Group Policy limit on background transfers' bandwidth in kbps; 0 blocks
+    /// them, `null` removes the limit.
+    BackgroundBandwidth {
+        kbps: Option<u64>,
+    },
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS): a
+    /// BITS_JOB_TRANSFER_POLICY name (`STANDARD`, `ALWAYS`, …) or a number.
+    SetCostFlags {
+        job: String,
+        value: CostFlagsSpec,
+        #[serde(default)]
+        expect: Option<ExpectHr>,
+    },
     /// Releases a `lock_file`.
     UnlockFile {
         name: String,
@@ -461,6 +484,9 @@ pub struct Expectation {
     /// `{"fails": HRESULT}` (e.g. DO's E_NOTIMPL).
     #[serde(default)]
     pub notify_cmdline: Option<CmdLineExpect>,
+    /// GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    #[serde(default)]
+    pub cost_flags: Option<CostFlagsSpec>,
     /// GetOwner: the owning user's name.
     #[serde(default)]
     pub owner: Option<String>,
@@ -662,6 +688,14 @@ parsed_string!(
 parsed_string!(
     /// A job owner's kind (`local_system`, `non_interactive_user`, …).
     OwnerKindName(OwnerKind), OwnerKind::parse, "owner kind (interactive_user, administrator, local_system, local_service, network_service, non_interactive_user)"
+);
+parsed_string!(
+    /// A BITS_COST_STATE name (`roaming`).
+    CostStateName(u32), bitsim_model::cost_state::parse, "network cost state (unrestricted, capped_usage_unknown, below_cap, near_cap, overcap_charged, overcap_throttled, usage_based, roaming)"
+);
+parsed_string!(
+    /// A BITS_JOB_TRANSFER_POLICY name (`STANDARD`) or a number (`0x800000ff`).
+    CostFlagsSpec(u32), bitsim_model::transfer_policy::parse, "transfer policy (ALWAYS, NOT_ROAMING, NO_SURCHARGE, STANDARD, UNRESTRICTED, or 0x hex)"
 );
 parsed_string!(
     /// A BG_JOB_STATE name (`TRANSIENT_ERROR`).

@@ -517,6 +517,16 @@ impl Runner<'_> {
             Logoff { user } => backend.env(EnvEvent::LogOff(self.user(&Some(user.clone())))).await?,
             Logon { user } => backend.env(EnvEvent::LogOn(self.user(&Some(user.clone())))).await?,
             ServiceRestart {} => backend.env(EnvEvent::ServiceRestart).await?,
+            NetworkCost { cost } => backend.env(EnvEvent::NetworkCost(cost.0)).await?,
+            BatterySaver { on } => backend.env(EnvEvent::BatterySaver(*on)).await?,
+            BackgroundBandwidth { kbps } => backend.env(EnvEvent::BackgroundBandwidth(*kbps)).await?,
+            SetCostFlags { job, value, expect } => {
+                let call = ApiCall::SetCostFlags {
+                    job: self.job(job),
+                    flags: value.0,
+                };
+                self.api(backend, line, "SetCostFlags", call, expect).await?;
+            }
             LockFile { name, how, temporary } => {
                 let lock = match how {
                     LockHow::Busy => bitsim_model::FileLock::Busy,
@@ -819,6 +829,17 @@ impl Runner<'_> {
             )
             .await?;
             checked.push(format!("notify_flags=0x{:X}", want.0));
+        }
+        if let Some(want) = e.cost_flags {
+            self.expect_count(
+                backend,
+                job,
+                "cost flags",
+                ApiCall::GetCostFlags { job: id },
+                ValueSpec::Is(want.0.into()),
+            )
+            .await?;
+            checked.push(format!("cost_flags=0x{:X}", want.0));
         }
         if let Some(want) = e.minimum_retry_delay {
             self.expect_count(

@@ -96,6 +96,9 @@ pub(crate) fn env_not_scripted(event: &EnvEvent, service: &str) -> NotApplicable
         EnvEvent::LogOn(_) => "logging a user on".to_string(),
         EnvEvent::ServiceRestart => format!("restarting the {service} service"),
         EnvEvent::LocalFileLocked { .. } => "locking a local file".to_string(),
+        EnvEvent::NetworkCost(_) => "changing the network's cost".to_string(),
+        EnvEvent::BatterySaver(_) => "switching battery saver".to_string(),
+        EnvEvent::BackgroundBandwidth(_) => "setting the bandwidth group policy".to_string(),
         EnvEvent::LocalFileReleased { .. } => "releasing a local file".to_string(),
     };
     NotApplicable(format!("{what} is not scripted on a real machine"))
@@ -772,6 +775,11 @@ impl Backend for WindowsBackend {
                 })
             }
             ApiCall::GetNotifyCmdLine { job } => self.getter(job, BitsJob::get_notify_cmdline, ApiValue::CmdLine),
+            ApiCall::SetCostFlags { job, .. } | ApiCall::GetCostFlags { job } => {
+                self.mark_not_applicable("IBackgroundCopyJob5 cost flags are not wired up".into());
+                self.line(format!("call cost flags ({job}) not sent"));
+                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            }
             // One user per run: a job's owner is the run's user.
             ApiCall::GetOwner { job } => self.getter(job, BitsJob::get_owner, |_| ApiValue::User(UserId(0))),
         };

@@ -498,6 +498,9 @@ impl Backend for DoBackend {
                 self.mark_not_applicable("IDODownload has no notify command line".into())
             }
             ApiCall::GetOwner { .. } => self.mark_not_applicable("IDODownload has no job owner".into()),
+            ApiCall::SetCostFlags { .. } | ApiCall::GetCostFlags { .. } => {
+                self.mark_not_applicable("IDODownload has no cost flags".into())
+            }
             ApiCall::GetErrorCount { .. } => self.mark_not_applicable("IDODownload has no error count".into()),
             ApiCall::GetPriority { .. } => {
                 self.mark_not_applicable("IDODownload has no BG_JOB_PRIORITY to read back".into())
