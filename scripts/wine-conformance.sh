@@ -2,12 +2,16 @@
 # The Wine lane: run the Windows adapter on Linux against Wine's own BITS
 # implementation (qmgr.dll), an independent implementation nobody here wrote.
 #
-# 1. installs what it needs (Debian: rustc-web, cargo-web, rust-web-src,
-#    gcc-mingw-w64-x86-64, wine, wine64) unless already installed;
-# 2. cross-builds for x86_64-win7-windows-gnu with Debian's toolchain
+# 1. installs what it needs unless already there (scripts/toolchain.sh: the
+#    pinned rustup toolchain with the x86_64-pc-windows-gnu std; Debian's
+#    gcc-mingw-w64-x86-64, wine, wine64);
+# 2. cross-builds for x86_64-pc-windows-gnu with the project's toolchain
 #    (scripts/check-windows.sh; target dir target/windows, kept between runs);
 # 3. creates a fresh headless Wine prefix in a temporary directory
-#    (WINEDEBUG=-all, no mono/gecko prompts, no X server);
+#    (WINEDEBUG=-all, no mono/gecko prompts, no X server) and puts the
+#    ProcessPrng stand-in (scripts/wine/bcryptprimitives.c, built with
+#    mingw-w64) into its system32: Rust's std for this target needs it and
+#    Wine 8.0 lacks it (see scripts/check-windows.sh);
 # 4. serves a 1 MiB file on 127.0.0.1 (loopback only) with `bitsim serve`
 #    (its /bytes/N route; BITSIM_WINE_SERVER=python uses python3 -m
 #    http.server instead, as does a tree whose CLI has no `serve` yet) and
@@ -45,15 +49,12 @@ phase() { # phase NAME: record the time since the previous phase
 }
 
 # ---- 1. packages ---------------------------------------------------------------
-win_apt_install "${WIN_PACKAGES[@]}" wine wine64
-for tool in wine wineboot wineserver python3; do
-  command -v "$tool" >/dev/null || { echo "wine-conformance: $tool not found" >&2; exit 1; }
-done
+ensure_wine
 phase packages
 
 # ---- 2. builds -------------------------------------------------------------------
 # The loopback server runs on Linux: built with the project's own toolchain
-# (before win_env switches cargo to Debian's compiler for the Windows target).
+# (win_env below points CARGO_TARGET_DIR at the Windows build's own dir).
 SERVER_KIND="${BITSIM_WINE_SERVER:-bitsim}"
 BITSIM_BIN=""
 if [[ "$SERVER_KIND" == bitsim ]]; then
@@ -127,6 +128,13 @@ mkdir -p "$OUT" "$WORK/www"
 echo "== wineboot (fresh prefix $WINEPREFIX)" >&2
 wineboot -i >"$WORK/wineboot.log" 2>&1 || { cat "$WORK/wineboot.log" >&2; exit 1; }
 wineserver -w
+# Rust's std for x86_64-pc-windows-gnu imports bcryptprimitives!ProcessPrng,
+# which Wine 8.0 lacks: without this stand-in every .exe exits with
+# STATUS_DLL_NOT_FOUND (code 53) before main.
+"$WIN_LINKER" -O2 -shared -s -o "$WORK/bcryptprimitives.dll" \
+  "$ROOT/scripts/wine/bcryptprimitives.c" "$ROOT/scripts/wine/bcryptprimitives.def" -lbcrypt ||
+  { echo "wine-conformance: could not build scripts/wine/bcryptprimitives.c with $WIN_LINKER" >&2; exit 1; }
+cp "$WORK/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 phase prefix
 
 # ---- 4. loopback server + probe -----------------------------------------------------

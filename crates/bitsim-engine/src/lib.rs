@@ -15,7 +15,7 @@ pub mod wire;
 
 use bitsim_model::{
     ApiCall, ApiReply, Callback, Effect, EnvEvent, Flavor, Hresult, JobId, NotificationId, NotificationKind, Profile,
-    Service, Time, TransferId, TransferWhat, UserId,
+    Service, Time, TraceEvent, TransferId, TransferWhat, UserId,
 };
 use bitsim_scenario::{Backend, CallbackPolicy, CommandRun, Delivery, NotApplicable};
 use bitsim_server::{MockServer, Plan, RequestLogEntry};
@@ -91,6 +91,10 @@ pub struct Simulator {
     delivery_index: HashMap<NotificationId, usize>,
     command_runs: Vec<CommandRun>,
     trace: Vec<String>,
+    /// The model's events, kept only when [`Simulator::keep_events`] asked for them.
+    events: Option<Vec<TraceEvent>>,
+    /// Which job opened each mock-server connection.
+    connection_jobs: Vec<(u64, JobId)>,
     temp_names: HashMap<(JobId, usize), (PathBuf, PathBuf)>,
     last_modified: HashMap<(JobId, usize), Option<String>>,
     sessions: HashMap<JobId, String>,
@@ -112,6 +116,8 @@ impl Simulator {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = std::fs::create_dir_all(&config.root);
+        // The request log's times then line up with the trace's.
+        server.start_clock();
         Simulator {
             service: Service::with_profile(config.profile, config.seed),
             server,
@@ -130,6 +136,8 @@ impl Simulator {
             delivery_index: HashMap::new(),
             command_runs: Vec::new(),
             trace: Vec::new(),
+            events: None,
+            connection_jobs: Vec::new(),
             temp_names: HashMap::new(),
             last_modified: HashMap::new(),
             sessions: HashMap::new(),
@@ -171,9 +179,18 @@ impl Simulator {
         self.trace.push(format!("{:>12}  {text}", now.to_string()));
     }
 
+    /// Keeps the model's structured events for [`Backend::take_events`] (the HTML
+    /// report draws them); off by default, so big runs do not hold them twice.
+    pub fn keep_events(&mut self, on: bool) {
+        self.events = on.then(Vec::new);
+    }
+
     fn drain_model_trace(&mut self) {
         for e in self.service.take_trace() {
             self.trace.push(e.to_string());
+            if let Some(events) = &mut self.events {
+                events.push(e);
+            }
         }
     }
 
@@ -351,6 +368,7 @@ impl Simulator {
                 }
             }
             Input::Line(text) => self.line(text),
+            Input::Connection(id, job) => self.connection_jobs.push((id, job)),
             Input::NotifyReturned(id, hr) => self.returned(id, hr),
             Input::LastModified(job, file, lm) => {
                 self.last_modified.insert((job, file), lm);
@@ -556,6 +574,15 @@ impl Backend for Simulator {
         self.drain_model_trace();
         std::mem::take(&mut self.trace)
     }
+
+    fn connection_jobs(&self) -> Vec<(u64, JobId)> {
+        self.connection_jobs.clone()
+    }
+
+    fn take_events(&mut self) -> Vec<TraceEvent> {
+        self.drain_model_trace();
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
 }
 
 /// Runs one scenario under one flavor on a fresh simulator: a current-thread tokio
@@ -567,6 +594,27 @@ pub fn run_scenario(
     seed: u64,
     scratch: &Path,
 ) -> std::io::Result<bitsim_scenario::RunReport> {
+    run_scenario_with(loaded, flavor, seed, scratch, false).map(|(report, _)| report)
+}
+
+/// [`run_scenario`], also returning the run's structured events, requests and
+/// deliveries (what `bitsim run --report` draws).
+pub fn run_scenario_observed(
+    loaded: &bitsim_scenario::LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    scratch: &Path,
+) -> std::io::Result<(bitsim_scenario::RunReport, bitsim_scenario::Observed)> {
+    run_scenario_with(loaded, flavor, seed, scratch, true)
+}
+
+fn run_scenario_with(
+    loaded: &bitsim_scenario::LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    scratch: &Path,
+    keep_events: bool,
+) -> std::io::Result<(bitsim_scenario::RunReport, bitsim_scenario::Observed)> {
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let root = scratch.join(format!("run-{}-{n}", std::process::id()));
@@ -580,9 +628,10 @@ pub fn run_scenario(
     let report = rt.block_on(tracing::Instrument::instrument(
         async {
             let mut sim = Simulator::new(config);
-            let report = bitsim_scenario::run(loaded, &mut sim, seed).await;
+            sim.keep_events(keep_events);
+            let (report, observed) = bitsim_scenario::run_observed(loaded, &mut sim, seed).await;
             tracing::info!(verdict = ?report.verdict, covered = %report.covered, "scenario done");
-            report
+            (report, observed)
         },
         span,
     ));

@@ -33,6 +33,8 @@ pub(crate) enum Input {
     ReplyBody(JobId, Bytes),
     /// A Cancel-Session try ended; `true` when the server answered.
     CancelSessionDone(JobId, bool),
+    /// The job opened this mock-server connection (the report files its requests under the job).
+    Connection(u64, JobId),
 }
 
 /// Everything a task needs, cloned out of the simulator.
@@ -64,6 +66,15 @@ impl Task {
         let _ = self.tx.send(Input::Line(s));
     }
 
+    /// Opens a connection and tells the simulator whose it is.
+    async fn connect(&self) -> Result<Conn, TransferFailure> {
+        let conn = self.connector.connect().await?;
+        if let Some(id) = conn.id() {
+            let _ = self.tx.send(Input::Connection(id, self.start.job));
+        }
+        Ok(conn)
+    }
+
     fn fail(&self, f: TransferFailure) {
         self.event(TransferEvent::Failed(f));
     }
@@ -87,7 +98,7 @@ impl Task {
 
     async fn download_file(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
-        let mut conn = self.connector.connect().await?;
+        let mut conn = self.connect().await?;
         let head = self.head(&mut conn, &uri, RequestPhase::Download).await?;
         let TransferWhat::File(file) = self.start.what else {
             return Ok(());
@@ -127,7 +138,7 @@ impl Task {
             return Err(TransferFailure::Protocol(ProtocolFailure::InvalidServerResponse));
         };
         let uri = parse_uri(&url)?;
-        let mut conn = self.connector.connect().await?;
+        let mut conn = self.connect().await?;
         let head = self.head(&mut conn, &uri, RequestPhase::Reply).await?;
         self.event(TransferEvent::Connected {
             bytes_total: Some(head.size),
@@ -168,7 +179,7 @@ impl Task {
             self.line(format!("http HEAD {} -> {}", uri.path(), resp.status.as_u16()));
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
-                *conn = self.connector.connect().await?;
+                *conn = self.connect().await?;
                 continue;
             }
             if !resp.status.is_success() {
@@ -218,7 +229,7 @@ impl Task {
             self.line(format!("http GET {}{range} -> {}", uri.path(), resp.status.as_u16()));
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
-                *conn = self.connector.connect().await?;
+                *conn = self.connect().await?;
                 continue;
             }
             let expected = size - offset;
@@ -277,7 +288,7 @@ impl Task {
             })
         })?;
         let total = data.len() as u64;
-        let mut conn = self.connector.connect().await?;
+        let mut conn = self.connect().await?;
         let mut offset = self.start.offset;
         let session = match &self.session {
             Some(s) => {
@@ -488,6 +499,9 @@ pub(crate) async fn cancel_session(
             let sent: Result<(String, u16), TransferFailure> = async {
                 let uri = parse_uri(&remote_name)?;
                 let mut conn = connector.connect().await?;
+                if let Some(conn_id) = conn.id() {
+                    let _ = tx.send(Input::Connection(conn_id, job));
+                }
                 let req = packet(&uri, "Cancel-Session").header("BITS-Session-Id", id.as_str());
                 let resp = conn.send(body(req, Bytes::new())?).await?;
                 let status = resp.status.as_u16();

@@ -27,11 +27,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// A live HTTP/1.1 connection.
 pub struct Conn {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    /// The connection's number in the mock server's request log (in-memory lane).
+    id: Option<u64>,
 }
 
 impl Connector {
     pub async fn connect(&self) -> Result<Conn, TransferFailure> {
         let refused = TransferFailure::Network(NetworkFailure::ConnectionRefused);
+        let mut id = None;
         let sender = match self {
             Connector::InMemory(server) => {
                 // ref: bits-http §2.4: a refused connection fails the connect itself
@@ -39,7 +42,9 @@ impl Connector {
                 if server.plan().refuse_connections {
                     return Err(refused);
                 }
-                let io = TokioIo::new(server.connect_in_memory());
+                let (io, number) = server.connect_in_memory_numbered();
+                id = Some(number);
+                let io = TokioIo::new(io);
                 let (sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|_| refused)?;
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -58,7 +63,7 @@ impl Connector {
                 sender
             }
         };
-        Ok(Conn { sender })
+        Ok(Conn { sender, id })
     }
 }
 
@@ -70,6 +75,11 @@ pub struct Response {
 }
 
 impl Conn {
+    /// The connection's number in the mock server's request log, when known.
+    pub fn id(&self) -> Option<u64> {
+        self.id
+    }
+
     /// Sends one request; a dead connection or a timeout is a network failure.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response, TransferFailure> {
         let reset = TransferFailure::Network(NetworkFailure::ConnectionReset);

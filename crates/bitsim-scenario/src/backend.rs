@@ -91,4 +91,14 @@ pub trait Backend {
     }
     /// Trace lines recorded since the last call.
     fn take_trace(&mut self) -> Vec<String>;
+    /// The model's structured events since the last call (for the HTML report);
+    /// backends without a model trace return none.
+    fn take_events(&mut self) -> Vec<bitsim_model::TraceEvent> {
+        Vec::new()
+    }
+    /// Which job opened each mock-server connection (by the request log's
+    /// connection number), where the backend knows.
+    fn connection_jobs(&self) -> Vec<(u64, JobId)> {
+        Vec::new()
+    }
 }

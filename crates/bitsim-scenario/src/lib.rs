@@ -9,14 +9,16 @@ pub mod conformance;
 pub mod digest;
 pub mod format;
 pub mod load;
+pub mod observed;
 pub mod projection;
 pub mod runner;
 
 pub use backend::{Backend, CommandRun, Delivery, NotApplicable};
 pub use format::{CallbackPolicy, Scenario, Step, StepEntry};
 pub use load::{discover, load_file, load_plan, parse_scenario, LoadError, LoadedScenario};
+pub use observed::Observed;
 pub use projection::{diff, diff_lines, Projection};
-pub use runner::{flavors_for, run, Failure, RunReport, Verdict};
+pub use runner::{flavors_for, run, run_observed, Failure, RunReport, Verdict};
 
 /// The JSON Schema of scenario files, as `bitsim schema` prints it. Every step
 /// variant also accepts `"only": "bits" | "do"`.

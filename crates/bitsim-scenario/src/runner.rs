@@ -86,6 +86,16 @@ pub fn flavors_for(scenario: &Scenario, only: Option<Flavor>) -> Vec<Flavor> {
 
 /// Runs `loaded` on `backend` (already created for `flavor`, with the scenario's plan).
 pub async fn run<B: Backend>(loaded: &LoadedScenario, backend: &mut B, seed: u64) -> RunReport {
+    run_observed(loaded, backend, seed).await.0
+}
+
+/// [`run`], also returning the run's structured events, requests and deliveries
+/// (what the HTML report draws).
+pub async fn run_observed<B: Backend>(
+    loaded: &LoadedScenario,
+    backend: &mut B,
+    seed: u64,
+) -> (RunReport, crate::Observed) {
     let mut r = Runner {
         loaded,
         flavor: backend.flavor(),
@@ -93,6 +103,7 @@ pub async fn run<B: Backend>(loaded: &LoadedScenario, backend: &mut B, seed: u64
         users: BTreeMap::new(),
         callbacks: BTreeMap::new(),
         trace: Vec::new(),
+        events: Vec::new(),
         projection: Projection::new(&loaded.name, backend.flavor()),
     };
     let verdict = match r.run_steps(backend).await {
@@ -117,7 +128,15 @@ pub async fn run<B: Backend>(loaded: &LoadedScenario, backend: &mut B, seed: u64
     if let Verdict::Failed(f) = &verdict {
         r.trace.push(format!("{:>12}  FAILED {f}", backend.now().to_string()));
     }
-    RunReport {
+    let observed = crate::Observed {
+        jobs: r.job_names(),
+        events: std::mem::take(&mut r.events),
+        requests: backend.requests().unwrap_or_default(),
+        connections: backend.connection_jobs().into_iter().collect(),
+        deliveries: backend.deliveries(),
+        command_runs: backend.command_runs(),
+    };
+    let report = RunReport {
         name: loaded.name.clone(),
         file: loaded.path.display().to_string(),
         flavor: r.flavor,
@@ -127,7 +146,8 @@ pub async fn run<B: Backend>(loaded: &LoadedScenario, backend: &mut B, seed: u64
         trace: r.trace,
         projection: r.projection,
         covered: backend.now(),
-    }
+    };
+    (report, observed)
 }
 
 enum Stop {
@@ -143,6 +163,8 @@ struct Runner<'a> {
     /// Callback objects by scenario name (to name what GetNotifyInterface returns).
     callbacks: BTreeMap<String, bitsim_model::Callback>,
     trace: Vec<String>,
+    /// The backend's structured events (see [`crate::Observed`]).
+    events: Vec<bitsim_model::TraceEvent>,
     projection: Projection,
 }
 
@@ -175,6 +197,7 @@ impl Runner<'_> {
             let line = if root.is_empty() { line } else { line.replace(&root, "") };
             self.trace.push(rename_jobs(&line, &names));
         }
+        self.events.extend(backend.take_events());
     }
 
     fn note<B: Backend>(&mut self, backend: &mut B, text: String) {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub const DEFAULT_LAST_MODIFIED: u64 = 1_700_000_000;
 
 /// A fault plan. `Plan::default()` serves only the built-in httpbin-style
-/// routes (see the README) with IIS-like upload behaviour and no faults.
+/// routes (see docs/mock-server.md) with IIS-like upload behaviour and no faults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {

@@ -219,6 +219,12 @@ impl MockServer {
         self.inner.state().log.iter().cloned().collect()
     }
 
+    /// Starts the request log's clock now, if no request has started it yet, so
+    /// `at_ms` counts from the caller's own start (the simulator's time zero).
+    pub fn start_clock(&self) {
+        let _ = self.inner.state().now_ms();
+    }
+
     /// Empties the request log (ordinals keep counting).
     pub fn clear_log(&self) {
         self.inner.state().log.clear();
@@ -274,11 +280,18 @@ impl MockServer {
     /// `tokio::io::duplex` pipe whose server end is served on the current
     /// runtime. Must be called within a tokio runtime.
     pub fn connect_in_memory(&self) -> DuplexStream {
+        self.connect_in_memory_numbered().0
+    }
+
+    /// [`MockServer::connect_in_memory`], also returning the connection's number
+    /// as the request log shows it (so a client can tell its requests apart).
+    pub fn connect_in_memory_numbered(&self) -> (DuplexStream, u64) {
         let (client, server) = tokio::io::duplex(DUPLEX_BUF);
         let inner = self.inner.clone();
         let info = self.conn_info(true);
+        let id = info.id;
         tokio::spawn(serve_conn(inner, server, info, None));
-        client
+        (client, id)
     }
 
     /// Serves TCP connections from `listener` until `shutdown` completes, then

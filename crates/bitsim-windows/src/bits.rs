@@ -87,7 +87,7 @@ impl BitsManager {
     /// Connect to the BITS service. Needs COM initialised in the MTA
     /// ([`crate::ComApartment`]). Typical failures:
     /// 0x80070422 (ERROR_SERVICE_DISABLED), 0x800704DD (ERROR_NOT_LOGGED_ON:
-    /// no interactive logon session, see the README).
+    /// no interactive logon session, see docs/conformance.md).
     pub fn connect() -> Result<BitsManager, Hr> {
         // SAFETY: plain COM activation; the result is an owned interface.
         let mgr: IBackgroundCopyManager =

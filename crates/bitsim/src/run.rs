@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// One JSON object per scenario run instead of text lines.
     #[arg(long)]
     pub json: bool,
+    /// Write an HTML report here: index.html and one page per run (timeline,
+    /// trace, steps). Static files; open index.html in a browser.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 pub fn parse_flavor(s: &str) -> Result<Flavor, String> {
@@ -65,14 +69,34 @@ pub fn run(args: RunArgs) -> i32 {
         Err(code) => return code,
     };
     let scratch = std::env::temp_dir().join("bitsim-runs");
+    let mut site = match &args.report {
+        Some(dir) => match bitsim_report::Site::create(dir, "bitsim run") {
+            Ok(site) => Some(site),
+            Err(e) => {
+                eprintln!("error: cannot write the report to {}: {e}", dir.display());
+                return 2;
+            }
+        },
+        None => None,
+    };
     let (mut passed, mut failed) = (0usize, 0usize);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for l in &loaded {
+        // The report's steps pane shows the file as written.
+        let source = match site {
+            Some(_) => std::fs::read_to_string(&l.path).unwrap_or_default(),
+            None => String::new(),
+        };
         for flavor in flavors_for(&l.scenario, args.flavor) {
             let seed = args.seed.or(l.scenario.seed).unwrap_or(1);
             let started = Instant::now();
-            let report = match bitsim_engine::run_scenario(l, flavor, seed, &scratch) {
+            let run = if site.is_some() {
+                bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch)
+            } else {
+                bitsim_engine::run_scenario(l, flavor, seed, &scratch).map(|r| (r, Default::default()))
+            };
+            let (report, observed) = match run {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {}: cannot run: {e}", l.path.display());
@@ -81,6 +105,19 @@ pub fn run(args: RunArgs) -> i32 {
                 }
             };
             let wall = started.elapsed();
+            if let Some(site) = &mut site {
+                let input = bitsim_report::RunInput {
+                    loaded: l,
+                    source: &source,
+                    report: &report,
+                    observed: &observed,
+                    wall,
+                };
+                if let Err(e) = site.add_run(&input) {
+                    eprintln!("error: cannot write the report page of {}: {e}", report.name);
+                    failed += 1;
+                }
+            }
             if let Some(dir) = &args.trace_dir {
                 if let Err(e) = write_artifacts(dir, &report) {
                     eprintln!("error: cannot write traces to {}: {e}", dir.display());
@@ -98,6 +135,17 @@ pub fn run(args: RunArgs) -> i32 {
         }
     }
     let _ = writeln!(out, "{passed} passed, {failed} failed");
+    if let Some(site) = site {
+        match site.finish() {
+            Ok(index) => {
+                let _ = writeln!(out, "report: {}", index.display());
+            }
+            Err(e) => {
+                eprintln!("error: cannot write the report index: {e}");
+                return 2;
+            }
+        }
+    }
     i32::from(failed > 0)
 }
 
