@@ -222,6 +222,7 @@ impl Simulator {
                     },
                     session: self.sessions.get(&start.job).cloned(),
                     reply_url: self.reply_urls.get(&start.job).cloned(),
+                    root: self.root.clone(),
                     start: start.clone(),
                 };
                 let span =
@@ -487,7 +488,15 @@ impl Backend for Simulator {
     }
 
     fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("file:") {
+        // Non-HTTP sources in the run's directory: `local:NAME` (a plain path),
+        // `file:NAME` (a file:// URL), `unc:NAME` (\\bitsim.test\run\NAME).
+        if let Some(name) = path.strip_prefix("local:") {
+            self.root.join(name).to_string_lossy().into_owned()
+        } else if let Some(name) = path.strip_prefix("unc:") {
+            format!("{}{}", transfer::UNC_PREFIX, name.replace('/', "\\"))
+        } else if let Some(name) = path.strip_prefix("file:").filter(|n| !n.starts_with("//")) {
+            format!("file://{}", self.root.join(name).to_string_lossy())
+        } else if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("file:") {
             path.to_string()
         } else {
             format!("http://{}{path}", self.host)

@@ -9,8 +9,8 @@
 
 use crate::wire::{self, Conn, Connector};
 use bitsim_model::{
-    Classified, Disposition, ErrorContext, Hresult, JobId, JobType, ProtocolFailure, RequestPhase, TransferEvent,
-    TransferFailure, TransferId, TransferStart, TransferWhat,
+    Classified, Disposition, ErrorContext, Hresult, JobId, JobType, ProtocolFailure, RequestPhase, SourceFailure,
+    TransferEvent, TransferFailure, TransferId, TransferStart, TransferWhat,
 };
 use bitsim_server::BITS_PROTOCOL_GUID;
 use bytes::Bytes;
@@ -49,7 +49,12 @@ pub(crate) struct Task {
     pub last_modified: Option<String>,
     pub session: Option<String>,
     pub reply_url: Option<String>,
+    /// The run's directory: local / UNC / file:// sources are read only inside it.
+    pub root: PathBuf,
 }
+
+/// UNC names the simulator maps onto the run's directory: `\\bitsim.test\run\NAME`.
+pub const UNC_PREFIX: &str = "\\\\bitsim.test\\run\\";
 
 /// Fragment size for uploads: within the Windows client's 5 KB … 13 MB (bits-http §3.6).
 const FRAGMENT: usize = 64 * 1024;
@@ -84,6 +89,7 @@ impl Task {
             return;
         };
         let result = match (self.start.job_type, self.start.what) {
+            (JobType::Download, TransferWhat::File(_)) if !is_http(&self.start.remote_name) => self.copy_local().await,
             (JobType::Download, TransferWhat::File(_)) => self.download_file().await,
             (_, TransferWhat::Reply) => self.download_reply().await,
             (_, TransferWhat::File(_)) => self.upload().await,
@@ -95,6 +101,45 @@ impl Task {
     }
 
     // ----- downloads ---------------------------------------------------------
+
+    /// A local, UNC or file:// source (SMB in BITS, ref: bits-spec §7.3): copied from the
+    /// byte offset into the temporary file; failures are reported, the model classifies.
+    async fn copy_local(&self) -> Result<(), TransferFailure> {
+        use std::io::Read;
+        let path = local_source(&self.start.remote_name, &self.root).map_err(TransferFailure::Source)?;
+        let source_error = |e: std::io::Error| {
+            TransferFailure::Source(match e.kind() {
+                std::io::ErrorKind::NotFound if path.parent().is_some_and(|d| !d.is_dir()) => {
+                    SourceFailure::PathNotFound
+                }
+                std::io::ErrorKind::NotFound => SourceFailure::NotFound,
+                _ => SourceFailure::AccessDenied,
+            })
+        };
+        let mut file = std::fs::File::open(&path).map_err(source_error)?;
+        let size = file.metadata().map_err(source_error)?.len();
+        if !file.metadata().map_err(source_error)?.is_file() {
+            return Err(TransferFailure::Source(SourceFailure::AccessDenied));
+        }
+        self.line(format!("copy {} ({size} bytes)", self.start.remote_name));
+        self.event(TransferEvent::Connected {
+            bytes_total: Some(size),
+        });
+        let offset = self.start.offset.min(size);
+        file.seek(SeekFrom::Start(offset)).map_err(source_error)?;
+        let mut sink = FileSink::open(&self.temp, offset).map_err(local_error)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).map_err(source_error)?;
+            if n == 0 {
+                break;
+            }
+            sink.write(&buf[..n]).map_err(local_error)?;
+            self.event(TransferEvent::Progress { bytes: n as u64 });
+        }
+        self.event(TransferEvent::FileDone);
+        Ok(())
+    }
 
     async fn download_file(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
@@ -522,4 +567,29 @@ pub(crate) async fn cancel_session(
         }
     };
     let _ = tx.send(Input::CancelSessionDone(job, reached));
+}
+
+fn is_http(remote: &str) -> bool {
+    let lower = remote.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// Where a local, UNC or file:// remote name points. Only paths inside the run's
+/// directory are read: anything else (another directory, `..`, another UNC server) is
+/// refused as access denied, so a scenario can never read outside its run.
+pub(crate) fn local_source(remote: &str, root: &std::path::Path) -> Result<PathBuf, SourceFailure> {
+    let path = if let Some(rest) = remote.strip_prefix(UNC_PREFIX) {
+        root.join(rest.replace('\\', "/"))
+    } else if remote.len() > 7 && remote[..7].eq_ignore_ascii_case("file://") {
+        PathBuf::from(&remote[7..])
+    } else {
+        PathBuf::from(remote)
+    };
+    let escapes = path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir));
+    if escapes || !path.is_absolute() || !path.starts_with(root) {
+        return Err(SourceFailure::AccessDenied);
+    }
+    Ok(path)
 }

@@ -70,7 +70,7 @@ mod upload_cancel;
 pub use api::{ApiCall, ApiReply, ApiResult, ApiValue};
 pub use classify::{
     classify, http_disposition, report_context, Classified, ContextPolicy, Disposition, HttpRule, NetworkFailure,
-    NoProgressError, ProtocolFailure, RequestPhase, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,
+    NoProgressError, ProtocolFailure, RequestPhase, SourceFailure, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,
 };
 pub use effect::{Effect, TransferId, TransferStart, TransferWhat};
 pub use flavor::{CmdLineFallback, Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};

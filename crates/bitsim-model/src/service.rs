@@ -816,6 +816,40 @@ impl Service {
             what: start.what.to_string(),
             offset: start.offset,
         });
+        // A local / file:// source another process holds: the read fails (ref: policy of
+        // lock_file, decisions-fidelity.md); the model decides without a transfer.
+        if let Some(lock) = self.source_lock(&start.remote_name) {
+            let failure = match lock {
+                FileLock::Busy => crate::classify::SourceFailure::Busy,
+                FileLock::ReadOnly => return self.begin_transfer(id, transfer, start),
+            };
+            self.on_failed(id, start.what, TransferFailure::Source(failure));
+            return;
+        }
+        self.begin_transfer(id, transfer, start);
+    }
+
+    /// The lock on a local source named by `remote` (a path or `file://` URL).
+    fn source_lock(&self, remote: &str) -> Option<FileLock> {
+        if self.locked_files.is_empty() {
+            return None;
+        }
+        let path = remote
+            .strip_prefix("file:///")
+            .map(|p| {
+                let drive = p.as_bytes().get(1) == Some(&b':');
+                if drive || p.starts_with('/') {
+                    p.to_string()
+                } else {
+                    format!("/{p}")
+                }
+            })
+            .or_else(|| remote.strip_prefix("file://").map(str::to_string))
+            .unwrap_or_else(|| remote.to_string());
+        self.locked_files.get(&(path, false)).copied()
+    }
+
+    fn begin_transfer(&mut self, id: JobId, transfer: TransferId, start: TransferStart) {
         if job_type_is_upload_file(&start) {
             self.job_mut(id).upload_session_opened = true;
         }
