@@ -62,6 +62,8 @@ pub struct Codes {
     pub not_implemented: Hresult,
     /// The job error while the network is gone.
     pub network_disconnected: Hresult,
+    /// The job error while its cost flags exclude the network (ref: policy.rs).
+    pub blocked_by_cost: Hresult,
 }
 
 /// How callback return values are judged.
@@ -244,6 +246,7 @@ impl Profile {
                 file_not_available: Hresult::BG_E_FILE_NOT_AVAILABLE,
                 not_implemented: Hresult::E_NOTIMPL,
                 network_disconnected: Hresult::BG_E_NETWORK_DISCONNECTED,
+                blocked_by_cost: Hresult::BG_E_BLOCKED_BY_COST_TRANSFER_POLICY,
             },
             default_min_retry_delay: Span::from_secs(600),
             retry_delay: RetryDelay::JobSetting,
@@ -291,12 +294,17 @@ impl Profile {
                 file_not_available: Hresult::DO_E_FILE_NOT_AVAILABLE,
                 not_implemented: Hresult::E_NOTIMPL,
                 network_disconnected: Hresult::DO_E_BLOCKED_BY_NO_NETWORK,
+                // ref: Delivery Optimization return values: DO_E_BLOCKED_BY_COST_TRANSFER_POLICY
+                blocked_by_cost: Hresult::DO_E_BLOCKED_BY_COST_TRANSFER_POLICY,
             },
             default_min_retry_delay: Span::from_secs(600),
             // "retried per DO's internal policy (no MinimumRetryDelay)": interval UNVERIFIED.
             retry_delay: RetryDelay::Fixed(Span::from_secs(60)),
             default_no_progress_timeout: (Span::from_secs(3_600), Span::from_secs(86_400)),
-            no_progress_error: NoProgressError::KeepLast,
+            // ref: Delivery Optimization return values: DO_E_DOWNLOAD_NO_PROGRESS "Download of a
+            // file saw no progress within the defined period" (what Windows Update reports);
+            // do-client's tests end a 404 after a bounded number of retry intervals.
+            no_progress_error: NoProgressError::Code(Hresult::DO_E_DOWNLOAD_NO_PROGRESS),
             default_max_download_time: Span::from_secs(7_776_000),
             inactivity_timeout: None,
             retention: Some(Span::from_days(30)),
@@ -329,8 +337,6 @@ impl Profile {
                 Method::GetReplyData,
                 Method::GetReplyProgress,
                 Method::GetReplyFileName,
-                // DO's BITS-compatible API has no IBackgroundCopyJob5 (ref: bits-spec §8.1)
-                Method::SetCostFlags,
             ],
         }
     }

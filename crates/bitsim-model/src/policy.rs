@@ -104,7 +104,7 @@ impl Service {
         // ref: BITS_JOB_TRANSFER_POLICY: the job transfers only on the cost states its
         // flags include.
         if job.cost_flags & c.network_cost == 0 {
-            return Some(Hresult::BG_E_BLOCKED_BY_COST_TRANSFER_POLICY);
+            return Some(self.profile.codes.blocked_by_cost);
         }
         // ref: BG_E_BLOCKED_BY_BATTERY_SAVER; foreground exempt is UNVERIFIED (Profile).
         if c.battery_saver && (background || !self.profile.battery_saver_spares_foreground) {

@@ -1058,6 +1058,15 @@ impl Service {
             Disposition::Transient => npt == Span::ZERO || retry > npt || now.since(since) >= npt,
             Disposition::WaitForCondition => npt == Span::ZERO,
         };
+        // The no-progress period ran out during the retries: the flavor's no-progress
+        // error replaces the last one where it has its own (DO: DO_E_DOWNLOAD_NO_PROGRESS,
+        // ref: Delivery Optimization return values).
+        let out_of_time =
+            disposition == Disposition::Transient && npt > Span::ZERO && retry <= npt && now.since(since) >= npt;
+        let err = match (out_of_time, self.profile.no_progress_error) {
+            (true, NoProgressError::Code(hresult)) => JobError { hresult, ..err },
+            _ => err,
+        };
         {
             let job = self.job_mut(id);
             job.error = Some(err);

@@ -95,6 +95,19 @@ impl BitsManager {
         Ok(BitsManager { mgr })
     }
 
+    /// Connect to Delivery Optimization's BITS-compatible API: the same
+    /// `IBackgroundCopyManager` from DO's class (ref: Delivery Optimization
+    /// IBackgroundCopyManager, Microsoft Learn: `CoCreateInstance(
+    /// CLSID_DeliveryOptimization, …, IID_IBackgroundCopyManager)`). Where DO is
+    /// not registered (before Windows 10 1709, under Wine): REGDB_E_CLASSNOTREG.
+    pub fn connect_delivery_optimization() -> Result<BitsManager, Hr> {
+        let clsid = crate::delivery_optimization::CLSID_DELIVERY_OPTIMIZATION;
+        // SAFETY: plain COM activation; the result is an owned interface.
+        let mgr: IBackgroundCopyManager =
+            unsafe { CoCreateInstance(&clsid, None, CLSCTX_LOCAL_SERVER) }.map_err(Hr::from)?;
+        Ok(BitsManager { mgr })
+    }
+
     /// `CreateJob`. The display name gets the [`DISPLAY_NAME_PREFIX`].
     /// Callers should wrap the job in a [`crate::JobGuard`] at once.
     pub fn create_job(&self, display_name: &str, job_type: JobType) -> Outcome<BitsJob> {
