@@ -223,6 +223,7 @@ impl Simulator {
                     session: self.sessions.get(&start.job).cloned(),
                     reply_url: self.reply_urls.get(&start.job).cloned(),
                     root: self.root.clone(),
+                    auth: Default::default(),
                     start: start.clone(),
                 };
                 let span =

@@ -9,8 +9,8 @@
 
 use crate::wire::{self, Conn, Connector};
 use bitsim_model::{
-    Classified, Disposition, ErrorContext, Hresult, JobId, JobType, ProtocolFailure, RequestPhase, SourceFailure,
-    TransferEvent, TransferFailure, TransferId, TransferStart, TransferWhat,
+    AuthScheme, AuthTarget, Classified, Disposition, ErrorContext, Hresult, JobId, JobType, ProtocolFailure,
+    RequestPhase, SourceFailure, TransferEvent, TransferFailure, TransferId, TransferStart, TransferWhat,
 };
 use bitsim_server::BITS_PROTOCOL_GUID;
 use bytes::Bytes;
@@ -51,6 +51,9 @@ pub(crate) struct Task {
     pub reply_url: Option<String>,
     /// The run's directory: local / UNC / file:// sources are read only inside it.
     pub root: PathBuf,
+    /// Authorization headers earned by answering a challenge, sent on every later
+    /// request of this transfer.
+    pub auth: std::sync::Mutex<Vec<(&'static str, String)>>,
 }
 
 /// UNC names the simulator maps onto the run's directory: `\\bitsim.test\run\NAME`.
@@ -78,6 +81,56 @@ impl Task {
             let _ = self.tx.send(Input::Connection(id, self.start.job));
         }
         Ok(conn)
+    }
+
+    /// Adds the Authorization headers a challenge made necessary.
+    fn authorize(&self, mut req: http::request::Builder) -> http::request::Builder {
+        if let Ok(auth) = self.auth.lock() {
+            for (name, value) in auth.iter() {
+                req = req.header(*name, value.as_str());
+            }
+        }
+        req
+    }
+
+    /// A 401 (server) or 407 (proxy) Basic challenge the job has Basic credentials for:
+    /// remembers the header and says to send the request again. The model handed the
+    /// credentials over (it decides which apply); a second challenge for the same target
+    /// is not answered again, so a wrong password ends in the 401 / 407 itself.
+    fn answer_challenge(&self, resp: &wire::Response) -> bool {
+        let (target, challenge, header) = match resp.status.as_u16() {
+            401 => (AuthTarget::Server, "www-authenticate", "Authorization"),
+            407 => (AuthTarget::Proxy, "proxy-authenticate", "Proxy-Authorization"),
+            _ => return false,
+        };
+        let basic = wire::header(&resp.headers, challenge)
+            .is_some_and(|c| c.trim_start().get(..5).is_some_and(|s| s.eq_ignore_ascii_case("basic")));
+        let cred = self
+            .start
+            .credentials
+            .iter()
+            .find(|c| c.target == target && c.scheme == AuthScheme::Basic);
+        let (Some(cred), true) = (cred, basic) else {
+            return false;
+        };
+        let (Some(user), Some(password)) = (&cred.user, &cred.password) else {
+            return false;
+        };
+        let Ok(mut auth) = self.auth.lock() else {
+            return false;
+        };
+        if auth.iter().any(|(n, _)| *n == header) {
+            return false;
+        }
+        auth.push((
+            header,
+            format!("Basic {}", wire::base64(format!("{user}:{password}").as_bytes())),
+        ));
+        self.line(format!(
+            "http {} challenge answered with Basic credentials",
+            resp.status.as_u16()
+        ));
+        true
     }
 
     fn fail(&self, f: TransferFailure) {
@@ -217,11 +270,16 @@ impl Task {
     async fn head(&self, conn: &mut Conn, uri: &Uri, phase: RequestPhase) -> Result<Head, TransferFailure> {
         let mut uri = uri.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let req = wire::request(Method::HEAD, &uri)
+            let req = self
+                .authorize(wire::request(Method::HEAD, &uri))
                 .body(Full::new(Bytes::new()))
                 .map_err(|_| bad())?;
             let resp = conn.send(req).await?;
             self.line(format!("http HEAD {} -> {}", uri.path(), resp.status.as_u16()));
+            if self.answer_challenge(&resp) {
+                wire::discard(resp.body).await;
+                continue;
+            }
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
                 *conn = self.connect().await?;
@@ -260,7 +318,7 @@ impl Task {
         }
         let mut uri = uri.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut req = wire::request(Method::GET, &uri);
+            let mut req = self.authorize(wire::request(Method::GET, &uri));
             let ranged = offset > 0;
             if ranged {
                 req = req.header("Range", format!("bytes={offset}-{}", size - 1));
@@ -272,6 +330,10 @@ impl Task {
                 String::new()
             };
             self.line(format!("http GET {}{range} -> {}", uri.path(), resp.status.as_u16()));
+            if self.answer_challenge(&resp) {
+                wire::discard(resp.body).await;
+                continue;
+            }
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
                 *conn = self.connect().await?;

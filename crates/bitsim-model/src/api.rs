@@ -18,7 +18,7 @@ pub type ApiResult<T> = Result<T, Hresult>;
 
 impl Service {
     /// Checks that `method` exists in this flavor and is allowed in the job's state.
-    fn guard(&self, id: JobId, method: Method) -> ApiResult<&Job> {
+    pub(crate) fn guard(&self, id: JobId, method: Method) -> ApiResult<&Job> {
         let job = self.find(id)?;
         if self.profile.unsupported.contains(&method) {
             return Err(self.profile.codes.not_implemented);
@@ -33,7 +33,12 @@ impl Service {
     }
 
     /// Records a state-changing or setter call in the trace and returns its result.
-    fn traced<T>(&mut self, job: Option<JobId>, call: impl FnOnce() -> String, result: ApiResult<T>) -> ApiResult<T> {
+    pub(crate) fn traced<T>(
+        &mut self,
+        job: Option<JobId>,
+        call: impl FnOnce() -> String,
+        result: ApiResult<T>,
+    ) -> ApiResult<T> {
         if self.trace_enabled {
             let hr = match &result {
                 Ok(_) => Hresult::S_OK,
@@ -49,7 +54,7 @@ impl Service {
     }
 
     /// A property changed: ModificationTime, the inactivity clock, JobModification.
-    fn touched(&mut self, id: JobId) {
+    pub(crate) fn touched(&mut self, id: JobId) {
         let now = self.now;
         let job = self.job_mut(id);
         job.modification = now;
@@ -125,6 +130,7 @@ impl Service {
             last_activity: now,
             deadlines: Default::default(),
             channels: Default::default(),
+            credentials: Vec::new(),
             cost_flags: self.profile.default_cost_flags,
             blocked_by_policy: false,
             upload_session_opened: false,
@@ -536,6 +542,8 @@ impl Service {
             let job = self.job_mut(id);
             job.owner = user;
             job.cmdline = None;
+            // ref: SetCredentials: "Calling … TakeOwnership removes the credentials"
+            job.credentials.clear();
             self.touched(id);
         });
         let name = self.user_name(user).to_string();
@@ -904,6 +912,8 @@ impl Service {
             GetNotifyCmdLine { job } => val(self.notify_cmdline_checked(*job), ApiValue::CmdLine),
             GetOwner { job } => val(self.owner(*job), ApiValue::User),
             SetCostFlags { job, flags } => unit(self.set_cost_flags(now, *job, *flags)),
+            SetCredentials { job, credential } => unit(self.set_credentials(now, *job, credential.clone())),
+            RemoveCredentials { job, target, scheme } => code(self.remove_credentials(now, *job, *target, *scheme)),
             GetCostFlags { job } => val(self.cost_flags(*job), ApiValue::Count),
         }
     }
@@ -1076,6 +1086,17 @@ pub enum ApiCall {
     /// IBackgroundCopyJob5::GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
     GetCostFlags {
         job: JobId,
+    },
+    /// IBackgroundCopyJob2::SetCredentials.
+    SetCredentials {
+        job: JobId,
+        credential: crate::credentials::Credential,
+    },
+    /// IBackgroundCopyJob2::RemoveCredentials.
+    RemoveCredentials {
+        job: JobId,
+        target: crate::credentials::AuthTarget,
+        scheme: crate::credentials::AuthScheme,
     },
 }
 

@@ -42,6 +42,8 @@ pub struct TransferStart {
     pub offset: u64,
     /// The file's size as far as the model knows it, to detect changes on the server.
     pub known_size: Option<u64>,
+    /// Credentials to answer a 401 / 407 challenge with (ref: SetCredentials).
+    pub credentials: Vec<crate::credentials::Credential>,
 }
 
 /// Something the driver must do.

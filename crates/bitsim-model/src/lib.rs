@@ -55,6 +55,7 @@
 
 mod api;
 mod classify;
+mod credentials;
 mod effect;
 mod flavor;
 mod hresult;
@@ -72,6 +73,7 @@ pub use classify::{
     classify, http_disposition, report_context, Classified, ContextPolicy, Disposition, HttpRule, NetworkFailure,
     NoProgressError, ProtocolFailure, RequestPhase, SourceFailure, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,
 };
+pub use credentials::{AuthScheme, AuthTarget, Credential};
 pub use effect::{Effect, TransferId, TransferStart, TransferWhat};
 pub use flavor::{CmdLineFallback, Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};
 pub use hresult::Hresult;

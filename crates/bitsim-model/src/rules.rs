@@ -219,6 +219,8 @@ pub enum Method {
     GetReplyFileName,
     /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
     SetCostFlags,
+    /// IBackgroundCopyJob2::SetCredentials / RemoveCredentials.
+    SetCredentials,
 }
 
 /// Which states a method is allowed in.
@@ -286,6 +288,11 @@ pub const METHOD_RULES: &[MethodRule] = &[
     mrow!(SetMaximumDownloadTime, Allowed::NonFinal, "bits-spec §3.3"),
     mrow!(SetReplyFileName, Allowed::NonFinal, "bits-spec §1.4, §6.3"),
     mrow!(TakeOwnership, Allowed::NonFinal, "bits-spec §1.4"),
+    mrow!(
+        SetCredentials,
+        Allowed::NonFinal,
+        "IBackgroundCopyJob2::SetCredentials (Microsoft Learn): BG_E_INVALID_STATE in a final state"
+    ),
     mrow!(
         SetCostFlags,
         Allowed::NonFinal,

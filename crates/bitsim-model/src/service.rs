@@ -109,6 +109,8 @@ pub(crate) struct Job {
     pub last_activity: Time,
     pub deadlines: Deadlines,
     pub channels: Channels,
+    /// SetCredentials, one per (target, scheme) (ref: credentials.rs).
+    pub credentials: Vec<crate::credentials::Credential>,
     /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network cost states the job may use.
     pub cost_flags: u32,
     /// The job waits in TRANSIENT_ERROR for a policy condition (ref: policy.rs).
@@ -796,6 +798,7 @@ impl Service {
                 local_name: job.reply.file_name.clone().unwrap_or_default(),
                 offset: job.reply.bytes_transferred,
                 known_size: job.reply.bytes_total,
+                credentials: self.transfer_credentials(id),
             }
         } else {
             let Some(n) = job.first_unfinished_file() else { return };
@@ -809,6 +812,7 @@ impl Service {
                 local_name: f.local_name.clone(),
                 offset: f.bytes_transferred,
                 known_size: f.bytes_total,
+                credentials: self.transfer_credentials(id),
             }
         };
         self.record(TraceKind::TransferStart {

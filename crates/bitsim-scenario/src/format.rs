@@ -379,6 +379,28 @@ pub enum Step {
         #[serde(default)]
         expect: Option<ExpectHr>,
     },
+    /// IBackgroundCopyJob2::SetCredentials: `target` `server` / `proxy`, `scheme`
+    /// `basic` / `digest` / `ntlm` / `negotiate` / `passport`; `user` and `password`
+    /// `null` (or absent) for implicit NTLM / Negotiate credentials.
+    SetCredentials {
+        job: String,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        #[serde(default)]
+        user: Option<TextSpec>,
+        #[serde(default)]
+        password: Option<TextSpec>,
+        #[serde(default)]
+        expect: Option<ExpectHr>,
+    },
+    /// IBackgroundCopyJob2::RemoveCredentials (S_FALSE when none were set).
+    RemoveCredentials {
+        job: String,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        #[serde(default)]
+        expect: Option<ExpectHr>,
+    },
     /// Releases a `lock_file`.
     UnlockFile {
         name: String,
@@ -628,6 +650,25 @@ pub struct FileExpect {
     /// Its content differs from what the mock server sends for this route.
     #[serde(default)]
     pub differs_from: Option<String>,
+}
+
+/// `BG_AUTH_TARGET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthTarget {
+    Server,
+    Proxy,
+}
+
+/// `BG_AUTH_SCHEME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthScheme {
+    Basic,
+    Digest,
+    Ntlm,
+    Negotiate,
+    Passport,
 }
 
 /// How a local file is locked.

@@ -540,6 +540,38 @@ impl Runner<'_> {
             Logoff { user } => backend.env(EnvEvent::LogOff(self.user(&Some(user.clone())))).await?,
             Logon { user } => backend.env(EnvEvent::LogOn(self.user(&Some(user.clone())))).await?,
             ServiceRestart {} => backend.env(EnvEvent::ServiceRestart).await?,
+            SetCredentials {
+                job,
+                target,
+                scheme,
+                user,
+                password,
+                expect,
+            } => {
+                let call = ApiCall::SetCredentials {
+                    job: self.job(job),
+                    credential: bitsim_model::Credential {
+                        target: model_target(*target),
+                        scheme: model_scheme(*scheme),
+                        user: user.as_ref().map(TextSpec::render),
+                        password: password.as_ref().map(TextSpec::render),
+                    },
+                };
+                self.api(backend, line, "SetCredentials", call, expect).await?;
+            }
+            RemoveCredentials {
+                job,
+                target,
+                scheme,
+                expect,
+            } => {
+                let call = ApiCall::RemoveCredentials {
+                    job: self.job(job),
+                    target: model_target(*target),
+                    scheme: model_scheme(*scheme),
+                };
+                self.api(backend, line, "RemoveCredentials", call, expect).await?;
+            }
             NetworkCost { cost } => backend.env(EnvEvent::NetworkCost(cost.0)).await?,
             BatterySaver { on } => backend.env(EnvEvent::BatterySaver(*on)).await?,
             BackgroundBandwidth { kbps } => backend.env(EnvEvent::BackgroundBandwidth(*kbps)).await?,
@@ -1079,6 +1111,23 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+fn model_target(t: AuthTarget) -> bitsim_model::AuthTarget {
+    match t {
+        AuthTarget::Server => bitsim_model::AuthTarget::Server,
+        AuthTarget::Proxy => bitsim_model::AuthTarget::Proxy,
+    }
+}
+
+fn model_scheme(s: AuthScheme) -> bitsim_model::AuthScheme {
+    match s {
+        AuthScheme::Basic => bitsim_model::AuthScheme::Basic,
+        AuthScheme::Digest => bitsim_model::AuthScheme::Digest,
+        AuthScheme::Ntlm => bitsim_model::AuthScheme::Ntlm,
+        AuthScheme::Negotiate => bitsim_model::AuthScheme::Negotiate,
+        AuthScheme::Passport => bitsim_model::AuthScheme::Passport,
     }
 }
 

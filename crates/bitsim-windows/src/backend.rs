@@ -775,6 +775,11 @@ impl Backend for WindowsBackend {
                 })
             }
             ApiCall::GetNotifyCmdLine { job } => self.getter(job, BitsJob::get_notify_cmdline, ApiValue::CmdLine),
+            ApiCall::SetCredentials { job, .. } | ApiCall::RemoveCredentials { job, .. } => {
+                self.mark_not_applicable("SetCredentials / RemoveCredentials are not wired up".into());
+                self.line(format!("call credentials ({job}) not sent"));
+                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            }
             ApiCall::SetCostFlags { job, .. } | ApiCall::GetCostFlags { job } => {
                 self.mark_not_applicable("IBackgroundCopyJob5 cost flags are not wired up".into());
                 self.line(format!("call cost flags ({job}) not sent"));

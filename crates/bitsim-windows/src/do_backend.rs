@@ -498,6 +498,9 @@ impl Backend for DoBackend {
                 self.mark_not_applicable("IDODownload has no notify command line".into())
             }
             ApiCall::GetOwner { .. } => self.mark_not_applicable("IDODownload has no job owner".into()),
+            ApiCall::SetCredentials { .. } | ApiCall::RemoveCredentials { .. } => {
+                self.mark_not_applicable("IDODownload has no SetCredentials".into())
+            }
             ApiCall::SetCostFlags { .. } | ApiCall::GetCostFlags { .. } => {
                 self.mark_not_applicable("IDODownload has no cost flags".into())
             }
