@@ -23,6 +23,8 @@ fn main() {
     let (done, covered) = rt.block_on(async {
         let mut config = SimConfig::new(Flavor::Bits, 1, bitsim_server::Plan::default(), root.clone());
         config.profile.limits.max_files_per_job = usize::MAX;
+        // Thousands of jobs finish at virtual time 0: not a loop.
+        config.max_steps_per_instant = u64::MAX;
         let mut sim = Simulator::new(config);
         sim.set_trace_enabled(false);
         let user = sim.add_admin_user("load");

@@ -10,6 +10,8 @@
 //! (`tokio::runtime::Builder::new_current_thread().start_paused(true)`) and the
 //! in-memory connector: time is virtual and a run is deterministic for a seed.
 
+mod confine;
+mod rundir;
 mod transfer;
 pub mod wire;
 
@@ -20,6 +22,7 @@ use bitsim_model::{
 use bitsim_scenario::{Backend, CallbackPolicy, CommandRun, Delivery, NotApplicable};
 use bitsim_server::{MockServer, Plan, RequestLogEntry};
 use bytes::Bytes;
+pub use rundir::{remove_live_run_dirs, RunDir};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -48,7 +51,23 @@ pub struct SimConfig {
     /// connection cap; jobs beyond it wait in CONNECTING). Bounds memory when
     /// thousands of foreground jobs start at once.
     pub max_connections: usize,
+    /// Simulator steps allowed at one virtual instant before the run is stopped
+    /// as making no progress (e.g. a server that rewinds every upload fragment
+    /// to 0 forever). Far above what any real scenario needs at one instant.
+    pub max_steps_per_instant: u64,
+    /// Trace lines a run may write before it is stopped: memory stays bounded
+    /// even without a wall-clock timeout (a busy 100-year run would otherwise
+    /// grow its trace for as long as it runs).
+    pub max_trace_lines: u64,
+    /// Set by a wall-clock watchdog: the run stops at its next step.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// Default of [`SimConfig::max_trace_lines`] (about 100 MB of trace).
+pub const MAX_TRACE_LINES: u64 = 1_000_000;
+
+/// Default of [`SimConfig::max_steps_per_instant`].
+pub const MAX_STEPS_PER_INSTANT: u64 = 100_000;
 
 impl SimConfig {
     pub fn new(flavor: Flavor, seed: u64, plan: Plan, root: PathBuf) -> SimConfig {
@@ -60,6 +79,9 @@ impl SimConfig {
             tcp: None,
             server: None,
             max_connections: 256,
+            max_steps_per_instant: MAX_STEPS_PER_INSTANT,
+            max_trace_lines: MAX_TRACE_LINES,
+            stop: None,
         }
     }
 }
@@ -102,6 +124,15 @@ pub struct Simulator {
     replies: HashMap<JobId, Bytes>,
     /// Cancel-Session tries under way.
     cancels_in_flight: usize,
+    /// Steps taken at the current virtual instant (the zero-progress guard).
+    steps_at: (Time, u64),
+    max_steps_per_instant: u64,
+    /// Trace lines written so far (the runner takes them away as it goes).
+    trace_lines: u64,
+    max_trace_lines: u64,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Why the run was stopped, once it was.
+    halted: Option<String>,
 }
 
 impl Simulator {
@@ -144,6 +175,60 @@ impl Simulator {
             reply_urls: HashMap::new(),
             replies: HashMap::new(),
             cancels_in_flight: 0,
+            steps_at: (Time(0), 0),
+            max_steps_per_instant: config.max_steps_per_instant,
+            trace_lines: 0,
+            max_trace_lines: config.max_trace_lines,
+            stop: config.stop,
+            halted: None,
+        }
+    }
+
+    /// Why the run was stopped (watchdog or no progress), if it was.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// Stops the run when the watchdog fired or too many steps happened at
+    /// one virtual instant; true when stopped.
+    fn check_progress(&mut self) -> bool {
+        if self.halted.is_some() {
+            return true;
+        }
+        let now = self.time();
+        if self.steps_at.0 == now {
+            self.steps_at.1 += 1;
+        } else {
+            self.steps_at = (now, 1);
+        }
+        if self.trace_lines > self.max_trace_lines {
+            self.halted = Some(format!(
+                "trace too long: more than {} lines (the run would grow without bound)",
+                self.max_trace_lines
+            ));
+        } else if self.steps_at.1 > self.max_steps_per_instant {
+            self.halted = Some(format!(
+                "no progress: more than {} simulator steps at virtual time {now} without time passing (a loop, e.g. a server that rewinds every fragment)",
+                self.max_steps_per_instant
+            ));
+        } else if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            self.halted = Some("wall-clock timeout: the run took longer than --timeout".into());
+        }
+        self.halted.is_some()
+    }
+
+    /// Whether `path` may be touched; a refusal is written to the trace.
+    fn confined(&mut self, path: &Path) -> bool {
+        match confine::check(&self.root, path) {
+            Ok(()) => true,
+            Err(e) => {
+                self.line(format!("refused local path: {e}"));
+                false
+            }
         }
     }
 
@@ -177,6 +262,7 @@ impl Simulator {
     fn line(&mut self, text: String) {
         let now = self.time();
         self.trace.push(format!("{:>12}  {text}", now.to_string()));
+        self.trace_lines += 1;
     }
 
     /// Keeps the model's structured events for [`Backend::take_events`] (the HTML
@@ -188,6 +274,7 @@ impl Simulator {
     fn drain_model_trace(&mut self) {
         for e in self.service.take_trace() {
             self.trace.push(e.to_string());
+            self.trace_lines += 1;
             if let Some(events) = &mut self.events {
                 events.push(e);
             }
@@ -212,6 +299,7 @@ impl Simulator {
                     TransferWhat::Reply => PathBuf::new(),
                 };
                 let task = Task {
+                    root: self.root.clone(),
                     connector: self.connector.clone(),
                     connections: self.connections.clone(),
                     tx: self.tx.clone(),
@@ -222,7 +310,6 @@ impl Simulator {
                     },
                     session: self.sessions.get(&start.job).cloned(),
                     reply_url: self.reply_urls.get(&start.job).cloned(),
-                    root: self.root.clone(),
                     auth: Default::default(),
                     start: start.clone(),
                 };
@@ -298,6 +385,9 @@ impl Simulator {
             Effect::RenameFiles { job, files, reply } => {
                 for (n, local) in files {
                     let temp = self.temp_path(job, n, &local);
+                    if !self.confined(&temp) || !self.confined(Path::new(&local)) {
+                        continue;
+                    }
                     if std::fs::rename(&temp, &local).is_err() {
                         // A zero-length file never got a temporary.
                         let _ = std::fs::write(&local, b"");
@@ -310,7 +400,9 @@ impl Simulator {
                         PathBuf::from(path)
                     };
                     let body = self.replies.get(&job).cloned().unwrap_or_default();
-                    let _ = std::fs::write(path, &body);
+                    if self.confined(&path) {
+                        let _ = std::fs::write(path, &body);
+                    }
                 }
             }
             Effect::CancelUploadSession { job, remote_name, .. } => {
@@ -326,8 +418,10 @@ impl Simulator {
             }
             Effect::DeleteTempFiles { job, files } => {
                 for n in files {
-                    if let Some((temp, _)) = self.temp_names.get(&(job, n)) {
-                        let _ = std::fs::remove_file(temp);
+                    if let Some((temp, _)) = self.temp_names.get(&(job, n)).cloned() {
+                        if self.confined(&temp) {
+                            let _ = std::fs::remove_file(temp);
+                        }
                     }
                 }
             }
@@ -396,6 +490,9 @@ impl Simulator {
 
     /// Runs until `deadline`, returning after the first input or timer.
     async fn step(&mut self, deadline: Time) {
+        if self.check_progress() {
+            return;
+        }
         self.pump();
         if let Ok(input) = self.rx.try_recv() {
             self.handle_input(input);
@@ -426,7 +523,7 @@ impl Simulator {
 
     /// Runs until nothing is left to do before `deadline` (no timer, no task).
     pub async fn run_until(&mut self, deadline: Time) {
-        while self.time() < deadline {
+        while self.time() < deadline && self.halted.is_none() {
             self.step(deadline).await;
         }
         self.pump();
@@ -439,7 +536,7 @@ impl Simulator {
             self.pump();
             let busy = !self.tasks.is_empty() || !self.held.is_empty() || self.cancels_in_flight > 0;
             let timer = self.service.poll_timeout().filter(|t| *t < deadline);
-            if !busy && timer.is_none() && self.rx.is_empty() {
+            if (!busy && timer.is_none() && self.rx.is_empty()) || self.halted.is_some() {
                 return self.time();
             }
             self.step(deadline).await;
@@ -561,15 +658,37 @@ impl Backend for Simulator {
     }
 
     fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()> {
-        let data: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect();
-        std::fs::write(self.root.join(name), data)
+        use std::io::Write;
+        if size > bitsim_scenario::validate::MAX_WRITE_FILE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "write_file: at most 256 MiB",
+            ));
+        }
+        let path = self.root.join(name);
+        confine::check(&self.root, &path)?;
+        // Written in chunks: memory stays small whatever the size.
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        let mut i = 0u64;
+        while i < size {
+            chunk.clear();
+            let end = size.min(i + 64 * 1024);
+            chunk.extend((i..end).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8));
+            out.write_all(&chunk)?;
+            i = end;
+        }
+        out.flush()
     }
 
     fn file_size(&self, name: &str) -> Option<u64> {
-        std::fs::metadata(self.root.join(name))
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        let path = self.root.join(name);
+        confine::check(&self.root, &path).ok()?;
+        std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len())
+    }
+
+    fn halted(&self) -> Option<String> {
+        self.halted.clone()
     }
 
     fn route_digest(&self, path: &str) -> Result<Option<[u8; 32]>, NotApplicable> {
@@ -595,45 +714,89 @@ impl Backend for Simulator {
     }
 }
 
+/// Limits of one simulator run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Wall-clock watchdog: stop the run after this long (`None`: no limit).
+    pub timeout: Option<std::time::Duration>,
+    /// Keep the run's directory afterwards (for debugging); its path is logged.
+    pub keep_run_dir: bool,
+    /// See [`SimConfig::max_steps_per_instant`].
+    pub max_steps_per_instant: u64,
+    /// See [`SimConfig::max_trace_lines`].
+    pub max_trace_lines: u64,
+}
+
+/// The CLI's default `--timeout`: 60 s of wall-clock time per scenario run.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            timeout: Some(DEFAULT_TIMEOUT),
+            keep_run_dir: false,
+            max_steps_per_instant: MAX_STEPS_PER_INSTANT,
+            max_trace_lines: MAX_TRACE_LINES,
+        }
+    }
+}
+
 /// Runs one scenario under one flavor on a fresh simulator: a current-thread tokio
-/// runtime with a paused clock, the in-memory mock server, and a scratch directory
-/// under `scratch` that is removed afterwards.
+/// runtime with a paused clock, the in-memory mock server, and a fresh run directory
+/// under `scratch` (random name, owner-only) that is removed afterwards, also when
+/// the run panics. Uses the default [`RunOptions`].
 pub fn run_scenario(
     loaded: &bitsim_scenario::LoadedScenario,
     flavor: Flavor,
     seed: u64,
     scratch: &Path,
 ) -> std::io::Result<bitsim_scenario::RunReport> {
-    run_scenario_with(loaded, flavor, seed, scratch, false).map(|(report, _)| report)
+    run_scenario_with(loaded, flavor, seed, scratch, &RunOptions::default())
 }
 
-/// [`run_scenario`], also returning the run's structured events, requests and
-/// deliveries (what `bitsim run --report` draws).
+/// [`run_scenario`] with explicit limits.
+pub fn run_scenario_with(
+    loaded: &bitsim_scenario::LoadedScenario,
+    flavor: Flavor,
+    seed: u64,
+    scratch: &Path,
+    options: &RunOptions,
+) -> std::io::Result<bitsim_scenario::RunReport> {
+    run_scenario_inner(loaded, flavor, seed, scratch, options, false).map(|(report, _)| report)
+}
+
+/// [`run_scenario_with`], also returning the run's structured events, requests
+/// and deliveries (what `bitsim run --report` draws).
 pub fn run_scenario_observed(
     loaded: &bitsim_scenario::LoadedScenario,
     flavor: Flavor,
     seed: u64,
     scratch: &Path,
+    options: &RunOptions,
 ) -> std::io::Result<(bitsim_scenario::RunReport, bitsim_scenario::Observed)> {
-    run_scenario_with(loaded, flavor, seed, scratch, true)
+    run_scenario_inner(loaded, flavor, seed, scratch, options, true)
 }
 
-fn run_scenario_with(
+fn run_scenario_inner(
     loaded: &bitsim_scenario::LoadedScenario,
     flavor: Flavor,
     seed: u64,
     scratch: &Path,
+    options: &RunOptions,
     keep_events: bool,
 ) -> std::io::Result<(bitsim_scenario::RunReport, bitsim_scenario::Observed)> {
-    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let root = scratch.join(format!("run-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&root)?;
+    let run_dir = RunDir::new(scratch)?;
+    let root = run_dir.path().to_path_buf();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()?;
-    let config = SimConfig::new(flavor, seed, loaded.plan.clone(), root.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = options.timeout.map(|t| Watchdog::start(t, stop.clone()));
+    let mut config = SimConfig::new(flavor, seed, loaded.plan.clone(), root);
+    config.max_steps_per_instant = options.max_steps_per_instant;
+    config.max_trace_lines = options.max_trace_lines;
+    config.stop = Some(stop);
     let span = tracing::info_span!("scenario", name = %loaded.name, flavor = %flavor, seed);
     let report = rt.block_on(tracing::Instrument::instrument(
         async {
@@ -645,7 +808,42 @@ fn run_scenario_with(
         },
         span,
     ));
+    drop(watchdog);
     drop(rt);
-    let _ = std::fs::remove_dir_all(&root);
+    if options.keep_run_dir {
+        let kept = run_dir.keep();
+        tracing::warn!("kept the run directory {}", kept.display());
+    }
     Ok(report)
+}
+
+/// Sets a flag when a run takes longer than its timeout; dropping it ends the
+/// watchdog thread at once.
+struct Watchdog {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(timeout: std::time::Duration, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Watchdog {
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        Watchdog {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

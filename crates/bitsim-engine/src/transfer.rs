@@ -46,11 +46,11 @@ pub(crate) struct Task {
     pub tx: UnboundedSender<Input>,
     /// Download: the temporary file.
     pub temp: PathBuf,
+    /// The run's directory: every local file must stay inside it.
+    pub root: PathBuf,
     pub last_modified: Option<String>,
     pub session: Option<String>,
     pub reply_url: Option<String>,
-    /// The run's directory: local / UNC / file:// sources are read only inside it.
-    pub root: PathBuf,
     /// Authorization headers earned by answering a challenge, sent on every later
     /// request of this transfer.
     pub auth: std::sync::Mutex<Vec<(&'static str, String)>>,
@@ -160,6 +160,8 @@ impl Task {
     async fn copy_local(&self) -> Result<(), TransferFailure> {
         use std::io::Read;
         let path = local_source(&self.start.remote_name, &self.root).map_err(TransferFailure::Source)?;
+        // The run directory's own confinement rules (symlinks, …) apply to sources too.
+        crate::confine::check(&self.root, &path).map_err(|_| TransferFailure::Source(SourceFailure::AccessDenied))?;
         let source_error = |e: std::io::Error| {
             TransferFailure::Source(match e.kind() {
                 std::io::ErrorKind::NotFound if path.parent().is_some_and(|d| !d.is_dir()) => {
@@ -180,7 +182,7 @@ impl Task {
         });
         let offset = self.start.offset.min(size);
         file.seek(SeekFrom::Start(offset)).map_err(source_error)?;
-        let mut sink = FileSink::open(&self.temp, offset).map_err(local_error)?;
+        let mut sink = FileSink::open(&self.root, &self.temp, offset).map_err(local_error)?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file.read(&mut buf).map_err(source_error)?;
@@ -217,7 +219,7 @@ impl Task {
         self.event(TransferEvent::Connected {
             bytes_total: Some(head.size),
         });
-        let mut sink = FileSink::open(&self.temp, offset).map_err(local_error)?;
+        let mut sink = FileSink::open(&self.root, &self.temp, offset).map_err(local_error)?;
         self.get(
             &mut conn,
             &head.uri,
@@ -387,7 +389,7 @@ impl Task {
 
     async fn upload(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
-        let data = std::fs::read(&self.start.local_name).map_err(|_| {
+        let data = crate::confine::read(&self.root, std::path::Path::new(&self.start.local_name)).map_err(|_| {
             TransferFailure::Classified(Classified {
                 hresult: Hresult::HRESULT_FILE_NOT_FOUND,
                 context: ErrorContext::LocalFile,
@@ -531,7 +533,8 @@ struct Head {
 struct FileSink(std::fs::File);
 
 impl FileSink {
-    fn open(path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
+    fn open(root: &std::path::Path, path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
+        crate::confine::check(root, path)?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)

@@ -26,7 +26,8 @@ fn load(rel: &str) -> LoadedScenario {
 
 fn run(l: &LoadedScenario, flavor: Flavor) -> (RunReport, Observed) {
     let seed = l.scenario.seed.unwrap_or(1);
-    bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch()).expect("run")
+    bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch(), &bitsim_engine::RunOptions::default())
+        .expect("run")
 }
 
 fn page(l: &LoadedScenario, r: &RunReport, o: &Observed) -> String {

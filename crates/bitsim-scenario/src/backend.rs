@@ -101,4 +101,9 @@ pub trait Backend {
     fn connection_jobs(&self) -> Vec<(u64, JobId)> {
         Vec::new()
     }
+    /// Why the backend stopped the run (a wall-clock timeout, or no progress in
+    /// virtual time), if it did; the runner then fails the scenario with it.
+    fn halted(&self) -> Option<String> {
+        None
+    }
 }

@@ -112,25 +112,30 @@ fn yes() -> bool {
     true
 }
 
-/// Internally tagged enums lose serde's field path; find the field an error is about
-/// from the message (it quotes the field name or the offending value).
-fn guess_field(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> Option<String> {
-    for (marker, end) in [("unknown field `", '`'), ("missing field `", '`')] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            return rest.split(end).next().map(str::to_string);
-        }
+/// Internally tagged enums lose serde's field path, so the field an error is
+/// about is found by elimination: the one field without which the step parses
+/// (or, for a wrong required field, only misses that field). Serde's own
+/// "unknown field" is trusted only when the step has that key itself (a nested
+/// struct's unknown field is found by elimination, as its parent); "missing
+/// field" names the field only when no present field is to blame. Never guessed
+/// from the message text.
+fn find_field(fields: &serde_json::Map<String, serde_json::Value>, message: &str) -> Option<String> {
+    let named = |marker: &str| message.split(marker).nth(1).and_then(|r| r.split('`').next());
+    if let Some(unknown) = named("unknown field `").filter(|k| fields.contains_key(*k)) {
+        return Some(unknown.to_string());
     }
-    fields
-        .iter()
-        .filter(|(k, _)| k.as_str() != "op")
-        .find(|(_, v)| {
-            let shown = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            !shown.is_empty() && message.contains(&shown)
-        })
-        .map(|(k, _)| k.clone())
+    let missing = named("missing field `");
+    let culprit = fields.keys().filter(|k| k.as_str() != "op").find(|k| {
+        let mut without = fields.clone();
+        without.remove(*k);
+        match serde_json::from_value::<Step>(serde_json::Value::Object(without)) {
+            Ok(_) => true,
+            // With a field missing from the start, removing another required
+            // field only changes which one serde names first.
+            Err(e) => missing.is_none() && e.to_string() == format!("missing field `{k}`"),
+        }
+    });
+    culprit.cloned().or_else(|| missing.map(str::to_string))
 }
 
 /// Separates a field path from a message inside a step's deserialization error.
@@ -169,7 +174,7 @@ impl<'de> Deserialize<'de> for StepEntry {
             let mut path = e.path().to_string();
             let message = e.into_inner().to_string();
             if path == "." {
-                path = guess_field(&fields, &message).unwrap_or(path);
+                path = find_field(&fields, &message).unwrap_or(path);
             }
             de::Error::custom(format!("{path}{FIELD_SEP}{message}"))
         })?;
@@ -332,9 +337,11 @@ pub enum Step {
     Advance {
         by: Dur,
     },
-    /// Create a local file of `size` deterministic bytes (an upload's source).
+    /// Create a local file of `size` deterministic bytes (an upload's source);
+    /// at most 256 MiB.
     WriteFile {
         name: String,
+        #[schemars(range(max = 268_435_456))]
         size: u64,
     },
     NetworkLost {},
@@ -686,7 +693,11 @@ pub enum LockHow {
 #[serde(untagged)]
 pub enum TextSpec {
     Text(String),
-    Repeat { repeat: String, times: usize },
+    Repeat {
+        repeat: String,
+        #[schemars(range(max = 100_000))]
+        times: usize,
+    },
 }
 
 impl TextSpec {
@@ -772,8 +783,14 @@ impl<'de> Deserialize<'de> for PrioritySpec {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::Number(n) => n
                 .as_u64()
-                .map(|v| PrioritySpec(v as u32))
-                .ok_or_else(|| de::Error::custom("priority must be >= 0")),
+                .and_then(|v| u32::try_from(v).ok())
+                .map(PrioritySpec)
+                .ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "priority {n}: must be a name or a whole number from 0 to {}",
+                        u32::MAX
+                    ))
+                }),
             serde_json::Value::String(s) => JobPriority::parse(&s)
                 .map(|p| PrioritySpec(p.value()))
                 .ok_or_else(|| de::Error::custom(format!("unknown priority `{s}`"))),
@@ -792,8 +809,14 @@ impl<'de> Deserialize<'de> for FlagsSpec {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::Number(n) => n
                 .as_u64()
-                .map(|v| FlagsSpec(v as u32))
-                .ok_or_else(|| de::Error::custom("flags must be >= 0")),
+                .and_then(|v| u32::try_from(v).ok())
+                .map(FlagsSpec)
+                .ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "notify flags {n}: must be a name or a whole number from 0 to {}",
+                        u32::MAX
+                    ))
+                }),
             serde_json::Value::String(s) => NotifyFlags::parse(&s)
                 .map(|f| FlagsSpec(f.0))
                 .ok_or_else(|| de::Error::custom(format!("unknown notify flags `{s}`"))),
@@ -947,26 +970,59 @@ impl<'de> Deserialize<'de> for SizeSpec {
 }
 
 /// A duration: milliseconds as a number, or a string with a unit:
-/// `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"14d"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[schemars(with = "serde_json::Value")]
+/// `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"14d"`; whole milliseconds, at most
+/// 100 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Span);
 
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Dur".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: whole milliseconds from 0 to 3153600000000 (100 years), or a string with a unit (ms, s, m, min, h, d) such as \"500ms\", \"1.5s\", \"14d\" with the same range.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0, "maximum": 3_153_600_000_000u64 },
+                { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s|m|min|h|d)\\s*$" }
+            ]
+        })
+    }
+}
+
+/// What a duration may be, for error messages.
+const DUR_RANGE: &str = "a whole number of milliseconds from 0 to 3153600000000 (100 years), or a string like \"500ms\", \"30s\", \"10m\", \"2h\", \"14d\"";
+
 impl Dur {
+    /// The longest duration: 100 years, the virtual-time ceiling.
+    pub const MAX_MS: u64 = crate::validate::MAX_VIRTUAL_MS;
+
     pub fn parse(s: &str) -> Option<Dur> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let (num, unit) = s.split_at(split);
-        let n: f64 = num.parse().ok()?;
+        Dur::parse_checked(s).ok()
+    }
+
+    /// Parses `"500ms"`, `"1.5s"`, ...: the result must be whole milliseconds
+    /// within 100 years.
+    pub fn parse_checked(s: &str) -> Result<Dur, String> {
+        let bad = || format!("bad duration `{s}`: must be {DUR_RANGE}");
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num.parse().map_err(|_| bad())?;
         let ms = match unit.trim() {
             "ms" => 1.0,
             "s" => 1_000.0,
             "m" | "min" => 60_000.0,
             "h" => 3_600_000.0,
             "d" => 86_400_000.0,
-            _ => return None,
+            _ => return Err(bad()),
         };
-        (n >= 0.0).then(|| Dur(Span((n * ms).round() as u64)))
+        Dur::from_ms_f64(n * ms).ok_or_else(bad)
+    }
+
+    fn from_ms_f64(ms: f64) -> Option<Dur> {
+        let ok = ms.is_finite() && ms >= 0.0 && ms.fract() == 0.0 && ms <= Dur::MAX_MS as f64;
+        ok.then_some(Dur(Span(ms as u64)))
     }
 }
 
@@ -975,13 +1031,11 @@ impl<'de> Deserialize<'de> for Dur {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::Number(n) => n
                 .as_u64()
+                .filter(|ms| *ms <= Dur::MAX_MS)
                 .map(|v| Dur(Span(v)))
-                .ok_or_else(|| de::Error::custom("duration must be >= 0 ms")),
-            serde_json::Value::String(s) => Dur::parse(&s)
-                .ok_or_else(|| de::Error::custom(format!("bad duration `{s}` (e.g. 500ms, 30s, 10m, 2h, 14d)"))),
-            _ => Err(de::Error::custom(
-                "duration must be a number of ms or a string like \"30s\"",
-            )),
+                .ok_or_else(|| de::Error::custom(format!("bad duration {n}: must be {DUR_RANGE}"))),
+            serde_json::Value::String(s) => Dur::parse_checked(&s).map_err(de::Error::custom),
+            _ => Err(de::Error::custom(format!("a duration must be {DUR_RANGE}"))),
         }
     }
 }
@@ -1035,5 +1089,16 @@ mod tests {
         assert_eq!(Dur::parse("14d"), Some(Dur(Span::from_days(14))));
         assert_eq!(Dur::parse("1.5s"), Some(Dur(Span(1500))));
         assert_eq!(Dur::parse("10 parsecs"), None);
+        // Fractions of a millisecond and more than 100 years are refused, with the range.
+        assert_eq!(Dur::parse("0.5ms"), None);
+        assert_eq!(Dur::parse("36501d"), None);
+        assert!(Dur::parse_checked("1e308s").unwrap_err().contains("100 years"));
+        for bad in ["1.5", "1e308", "18446744073709551615", "-1"] {
+            let e = serde_json::from_str::<Dur>(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("whole number of milliseconds from 0 to 3153600000000"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

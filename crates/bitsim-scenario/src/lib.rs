@@ -12,6 +12,7 @@ pub mod load;
 pub mod observed;
 pub mod projection;
 pub mod runner;
+pub mod validate;
 
 pub use backend::{Backend, CommandRun, Delivery, NotApplicable};
 pub use format::{CallbackPolicy, Scenario, Step, StepEntry};

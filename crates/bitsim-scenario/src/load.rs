@@ -56,10 +56,11 @@ pub fn parse_scenario(text: &str, file: &str) -> Result<Scenario, LoadError> {
                 message = msg.to_string();
             }
             // Errors inside a step are reported by serde at the step's end; point at
-            // the step's own line instead when we can find it.
-            let (line, column) = step_index(&field)
-                .and_then(|i| step_lines(text).get(i).copied())
-                .map_or((inner.line(), inner.column()), |l| (l, 1));
+            // the field itself (or, for a missing field, the step).
+            let (line, column) = match step_index(&field) {
+                Some(_) => bitsim_server::json_position(text, &field),
+                None => (inner.line(), inner.column()),
+            };
             return Err(LoadError {
                 file: file.into(),
                 line,
@@ -82,19 +83,25 @@ pub fn parse_scenario(text: &str, file: &str) -> Result<Scenario, LoadError> {
     for (i, step) in scenario.steps.iter_mut().enumerate() {
         step.line = lines.get(i).copied().unwrap_or(0);
     }
+    crate::validate::check_duplicate_keys(text, file)?;
     validate(&scenario, text, file)?;
+    crate::validate::check(&scenario, text, file)?;
     Ok(scenario)
 }
 
 /// Cross-field checks: aliases, users and callbacks that steps name must exist.
 fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), LoadError> {
     use crate::format::Step::*;
-    let err = |i: usize, field: &str, message: String| LoadError {
-        file: file.into(),
-        line: s.steps.get(i).map_or(0, |st| st.line),
-        column: 1,
-        field: format!("steps[{i}].{field}"),
-        message,
+    let err = |i: usize, field: &str, message: String| {
+        let field = format!("steps[{i}].{field}");
+        let (line, column) = bitsim_server::json_position(text, &field);
+        LoadError {
+            file: file.into(),
+            line,
+            column,
+            field,
+            message,
+        }
     };
     if s.users.is_empty() {
         return Err(LoadError {
@@ -198,13 +205,7 @@ fn step_job(step: &crate::format::Step) -> Option<&str> {
 /// Loads one scenario file and its plan.
 pub fn load_file(path: &Path, root: &Path) -> Result<LoadedScenario, LoadError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        field: ".".into(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = crate::validate::read_bounded(path, "scenario")?;
     let scenario = parse_scenario(&text, &file)?;
     let plan = match (&scenario.plan, &scenario.plan_file) {
         (Some(p), _) => p.clone(),
@@ -231,13 +232,8 @@ pub fn load_file(path: &Path, root: &Path) -> Result<LoadedScenario, LoadError> 
 /// Loads a plan file.
 pub fn load_plan(path: &Path) -> Result<Plan, LoadError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        field: ".".into(),
-        message: format!("cannot read plan: {e}"),
-    })?;
+    let text = crate::validate::read_bounded(path, "plan")?;
+    crate::validate::check_duplicate_keys(&text, &file)?;
     Plan::from_json_str(&text, &file).map_err(|e| LoadError {
         file: e.origin,
         line: e.line,
@@ -251,10 +247,11 @@ pub fn load_plan(path: &Path) -> Result<Plan, LoadError> {
 /// recursively, in sorted order), each with the root it was found under.
 pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     let mut out = Vec::new();
+    let mut visited = std::collections::HashSet::new();
     for p in paths {
         if p.is_dir() {
             let mut found = Vec::new();
-            walk(p, &mut found)?;
+            walk(p, &mut found, &mut visited)?;
             found.sort();
             out.extend(found.into_iter().map(|f| (f, p.clone())));
         } else if p.exists() {
@@ -269,16 +266,34 @@ pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+/// Searches `dir`; `visited` holds the canonical paths of directories and files
+/// already seen, so a symlink loop (or two links to one file) is followed once.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut std::collections::HashSet<PathBuf>) -> std::io::Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| with_path(dir, e))?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| with_path(dir, e))? {
+        entries.push(entry.map_err(|e| with_path(dir, e))?.path());
+    }
+    entries.sort();
+    for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, visited)?;
         } else if path.extension().is_some_and(|e| e == "json") {
-            out.push(path);
+            // A dangling link has no canonical path: keep it, loading names the problem.
+            let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if visited.insert(key) {
+                out.push(path);
+            }
         }
     }
     Ok(())
+}
+
+fn with_path(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn strip_position(msg: &str) -> String {
@@ -402,7 +417,34 @@ mod tests {
         let text = OK.replace("     \"job\": \"j1\"}", "     \"job\": \"j9\"}");
         let e = parse_scenario(&text, "t.json").unwrap_err();
         assert!(e.message.contains("unknown job `j9`"), "{e}");
-        assert_eq!(e.line, 5);
+        // The `job` field's own line and column, not the step's first line.
+        assert_eq!((e.line, e.column), (6, 6), "{e}");
+    }
+
+    /// The issue's reproducer: with job alias "a", a bad `state` was reported as
+    /// `steps[1].job` (the field was guessed by a substring of the message).
+    #[test]
+    fn a_bad_field_in_a_step_is_named_exactly() {
+        let text = r#"{"description": "x", "steps": [
+  {"op": "create_job", "job": "a"},
+  {"op": "wait", "job": "a", "state": "a", "within": "1s"}]}"#;
+        let e = parse_scenario(text, "t.json").unwrap_err();
+        assert_eq!(e.field, "steps[1].state", "{e}");
+        let text = text
+            .replace(r#""state": "a""#, r#""state": "QUEUED""#)
+            .replace(r#""1s""#, r#""a""#);
+        let e = parse_scenario(&text, "t.json").unwrap_err();
+        assert_eq!(e.field, "steps[1].within", "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_key_in_a_step_is_an_error() {
+        let text = r#"{"description": "x", "steps": [
+  {"op": "advance", "by": "1s",
+   "by": "2s"}]}"#;
+        let e = parse_scenario(text, "t.json").unwrap_err();
+        assert!(e.message.contains("duplicate key `by`"), "{e}");
+        assert_eq!(e.line, 3, "{e}");
     }
 
     #[test]

@@ -110,30 +110,37 @@ pub fn diff(a: &Projection, b: &Projection) -> Vec<String> {
     diff_lines(&a.lines(), &b.lines())
 }
 
-/// Longest-common-subsequence diff of two line lists.
+/// How long [`diff_lines`] searches for a minimal diff before settling for a
+/// coarser (still correct) one: bounds the time on two long, unrelated traces.
+pub const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Line diff of two line lists: `+ line` for lines only in `b`, `- line` for
+/// lines only in `a` (in a changed block, the `+` lines first). Myers' algorithm
+/// (the `similar` crate): memory linear in the input, not in the product of the
+/// two lengths; within [`DIFF_DEADLINE`] the diff is minimal.
 pub fn diff_lines(a: &[String], b: &[String]) -> Vec<String> {
-    let (n, m) = (a.len(), b.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            i += 1;
-            j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(format!("+ {}", b[j]));
-            j += 1;
-        } else {
-            out.push(format!("- {}", a[i]));
-            i += 1;
+    use similar::DiffOp;
+    let deadline = std::time::Instant::now() + DIFF_DEADLINE;
+    let ops = similar::capture_diff_slices_deadline(similar::Algorithm::Myers, a, b, Some(deadline));
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            DiffOp::Equal { .. } => {}
+            DiffOp::Delete { old_index, old_len, .. } => {
+                out.extend(a[old_index..old_index + old_len].iter().map(|l| format!("- {l}")));
+            }
+            DiffOp::Insert { new_index, new_len, .. } => {
+                out.extend(b[new_index..new_index + new_len].iter().map(|l| format!("+ {l}")));
+            }
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => {
+                out.extend(b[new_index..new_index + new_len].iter().map(|l| format!("+ {l}")));
+                out.extend(a[old_index..old_index + old_len].iter().map(|l| format!("- {l}")));
+            }
         }
     }
     out
@@ -149,5 +156,25 @@ mod tests {
         let b: Vec<String> = ["x", "q", "z"].iter().map(|s| s.to_string()).collect();
         assert_eq!(diff_lines(&a, &b), vec!["+ q".to_string(), "- y".to_string()]);
         assert!(diff_lines(&a, &a).is_empty());
+    }
+
+    /// Two long traces that differ in one line: the old LCS table took
+    /// memory proportional to the product of the lengths (200k × 200k lines
+    /// would be 160 GB); Myers needs memory linear in the input.
+    #[test]
+    fn long_traces_diff_in_linear_memory() {
+        let a: Vec<String> = (0..200_000).map(|i| format!("{i:>12}  line {i}")).collect();
+        let mut b = a.clone();
+        b[123_456] = "changed".into();
+        b.push("extra".into());
+        let d = diff_lines(&a, &b);
+        assert_eq!(
+            d,
+            vec![
+                "+ changed".to_string(),
+                format!("- {}", a[123_456]),
+                "+ extra".to_string()
+            ]
+        );
     }
 }

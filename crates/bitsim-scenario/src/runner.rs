@@ -237,7 +237,10 @@ impl Runner<'_> {
             if entry.only.is_some_and(|f| f != self.flavor) {
                 continue;
             }
-            let result = self.step(backend, &entry.step, entry.line, &callbacks).await;
+            let result = match halted(backend) {
+                Ok(()) => self.step(backend, &entry.step, entry.line, &callbacks).await,
+                Err(e) => Err(e),
+            };
             self.collect(backend);
             match result {
                 Ok(()) => {}
@@ -521,12 +524,14 @@ impl Runner<'_> {
                         .into());
                     }
                     backend.advance_until(deadline).await;
+                    halted(backend)?;
                 }
             }
             Advance { by } => {
                 let target = backend.now().plus(by.0);
                 while backend.now() < target {
                     backend.advance_until(target).await;
+                    halted(backend)?;
                 }
             }
             WriteFile { name, size } => {
@@ -1261,6 +1266,14 @@ fn rename_jobs(line: &str, names: &BTreeMap<JobId, String>) -> String {
 enum StepError {
     Mismatch(Mismatch),
     NotApplicable(String),
+}
+
+/// Fails the step when the backend stopped the run (watchdog, no progress).
+fn halted<B: Backend>(backend: &B) -> Result<(), StepError> {
+    match backend.halted() {
+        Some(why) => Err(mismatch("run stopped", "a run that makes progress", why).into()),
+        None => Ok(()),
+    }
 }
 
 impl From<Mismatch> for StepError {

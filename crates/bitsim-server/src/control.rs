@@ -30,8 +30,16 @@ pub(crate) async fn control(
         ("GET", "/_bitsim/plan") => Reply::json(200, &server.plan()),
         ("GET", "/_bitsim/schema") => Reply::json(200, &Plan::json_schema()),
         ("PUT", "/_bitsim/plan") => {
-            let limit = inner.state().plan.limits.max_body_bytes;
-            let bytes = match read_body(body, limit).await {
+            // The plan's own body limit does not apply here: a plan with a tiny
+            // `max_body_bytes` must not lock out the next plan. Control bodies get
+            // at least the default limit (1 MiB).
+            let limit = inner
+                .state()
+                .plan
+                .limits
+                .max_body_bytes
+                .max(crate::plan::Limits::default().max_body_bytes);
+            let bytes = match read_body(body, limit, inner.limits.body_idle_timeout).await {
                 Ok(b) => b,
                 Err(true) => return Reply::text(413, "plan too large\n"),
                 Err(false) => return Reply::text(400, "could not read the body\n"),

@@ -22,6 +22,7 @@
 mod control;
 mod handler;
 mod plan;
+mod position;
 mod reply;
 mod server;
 mod upload;
@@ -32,7 +33,8 @@ pub use plan::{
     Probability, ReplySpec, ReplyUrlStyle, ResetPoint, Resource, Rule, ScenarioStep, UploadEndpoint, UploadOptions,
     DEFAULT_LAST_MODIFIED,
 };
-pub use server::{MockServer, RequestLogEntry};
+pub use position::{json_position, line_col};
+pub use server::{MockServer, RequestLogEntry, ServerLimits};
 pub use upload::BITS_PROTOCOL_GUID;
 
 /// The deterministic content of generated bodies: byte `offset` of any

@@ -116,12 +116,15 @@ impl Plan {
                 message: strip_position(&e.to_string()),
             });
         }
-        plan.validate().map_err(|(path, message)| PlanError {
-            origin: origin_name.to_string(),
-            line: 0,
-            column: 0,
-            path,
-            message,
+        plan.validate().map_err(|(path, message)| {
+            let (line, column) = crate::position::json_position(json, &path);
+            PlanError {
+                origin: origin_name.to_string(),
+                line,
+                column,
+                path,
+                message,
+            }
         })?;
         Ok(plan)
     }
@@ -164,8 +167,82 @@ impl Plan {
                 return Err((format!("rules[{i}].fault.chunks"), "must be at least 1".into()));
             }
         }
+        self.check_limits()?;
+        check_ranges(&serde_json::to_value(self).unwrap_or_default(), "")
+    }
+}
+
+impl Plan {
+    /// `limits` in their documented ranges. The lower bounds keep the control
+    /// API (`/_bitsim/*`) reachable: hyper applies header limits to a request
+    /// before its path is known, so a plan that would answer 431 to every
+    /// request (`"max_headers": 0`) is refused rather than locking it out.
+    fn check_limits(&self) -> Result<(), (String, String)> {
+        let l = &self.limits;
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            ("max_headers", l.max_headers as u64, 16, 10_000),
+            ("max_header_bytes", l.max_header_bytes as u64, 8192, 1 << 20),
+            ("max_bits_header_value", l.max_bits_header_value as u64, 1, 1 << 20),
+            ("max_log_entries", l.max_log_entries as u64, 0, 1_000_000),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err((
+                    format!("limits.{name}"),
+                    format!("must be from {min} to {max} (got {value})"),
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// Largest body a plan may ask for: resource and reply sizes, garbage, changed
+/// sizes (256 MiB; the same cap as the `/bytes/{n}` route).
+pub const MAX_PLAN_BYTES: u64 = 256 << 20;
+
+/// Longest delay a plan may ask for: 100 years in milliseconds (the scenario
+/// format's virtual-time ceiling).
+pub const MAX_PLAN_MS: u64 = 100 * 365 * 86_400_000;
+
+/// Every millisecond and byte-count field of a plan, by name, with its range.
+const RANGES: &[(&str, u64, &str)] = &[
+    ("ms", MAX_PLAN_MS, "ms"),
+    ("max_ms", MAX_PLAN_MS, "ms"),
+    ("total_ms", MAX_PLAN_MS, "ms"),
+    ("fallback_timeout", MAX_PLAN_MS, "ms"),
+    ("size", MAX_PLAN_BYTES, "bytes"),
+    ("bytes", MAX_PLAN_BYTES, "bytes"),
+    ("max_body_bytes", MAX_PLAN_BYTES, "bytes"),
+];
+
+/// Walks the plan as JSON so that every field named in [`RANGES`], wherever it
+/// appears (rules, resources, upload options), is held to its range.
+fn check_ranges(v: &serde_json::Value, path: &str) -> Result<(), (String, String)> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if let (Some((_, max, unit)), Some(n)) = (RANGES.iter().find(|(name, ..)| name == k), child.as_u64()) {
+                    if n > *max {
+                        return Err((here, format!("must be at most {max} {unit} (got {n})")));
+                    }
+                }
+                check_ranges(child, &here)?;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                check_ranges(child, &format!("{path}[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn strip_position(msg: &str) -> String {
@@ -200,6 +277,7 @@ pub struct Resource {
 pub enum BodySpec {
     /// `size` deterministic bytes from the seeded pattern (`seed` overrides the server seed).
     Pattern {
+        #[schemars(range(max = 268_435_456))]
         size: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seed: Option<u64>,
@@ -287,6 +365,7 @@ pub struct ScenarioStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delay {
+    #[schemars(range(max = 3_153_600_000_000u64))]
     pub ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ms: Option<u64>,
@@ -341,6 +420,7 @@ pub enum Fault {
     },
     /// Answer normally after a delay (same as a rule `delay`).
     Delay {
+        #[schemars(range(max = 3_153_600_000_000u64))]
         ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_ms: Option<u64>,
@@ -358,7 +438,11 @@ pub enum Fault {
         ms: Option<u64>,
     },
     /// Send the body in `chunks` pieces spread evenly over `total_ms`.
-    Dribble { chunks: u32, total_ms: u64 },
+    Dribble {
+        chunks: u32,
+        #[schemars(range(max = 3_153_600_000_000u64))]
+        total_ms: u64,
+    },
     /// Send the body at about `bytes_per_sec` (chunks every 100 ms).
     Throttle { bytes_per_sec: u64 },
     /// Declare the full `Content-Length`, send `after_bytes` of body, then FIN.
@@ -375,6 +459,7 @@ pub enum Fault {
     /// Send `bytes` random bytes, then close.
     Garbage {
         #[serde(default = "default_garbage")]
+        #[schemars(range(max = 268_435_456))]
         bytes: u32,
     },
     /// A 200 with `Transfer-Encoding: chunked` and a broken chunk, then close.
@@ -416,6 +501,7 @@ pub enum Fault {
     /// Answer normally (keep-alive headers), then close after `ms` (slow close).
     CloseAfterResponse {
         #[serde(default)]
+        #[schemars(range(max = 3_153_600_000_000u64))]
         ms: u64,
     },
     /// Remove a response header (e.g. `Content-Length` on HEAD, `Content-Range` on 206).
@@ -478,7 +564,10 @@ pub enum Fault {
     },
     /// (2) The server application takes `ms` to answer; past
     /// `upload.app_timeout_ms` the Ack is the app-timeout error.
-    AppStall { ms: u64 },
+    AppStall {
+        #[schemars(range(max = 3_153_600_000_000u64))]
+        ms: u64,
+    },
     /// (3) The final Ack has no `BITS-Reply-URL`.
     OmitReplyUrl,
     /// (4) `BITS-Reply-URL` is this value (e.g. a dead host or a failing path).
@@ -567,7 +656,10 @@ pub enum ReplySpec {
     /// Fixed text.
     Fixed { text: String },
     /// `bytes` deterministic pattern bytes.
-    Size { bytes: u64 },
+    Size {
+        #[schemars(range(max = 268_435_456))]
+        bytes: u64,
+    },
 }
 
 /// Name of the error header of error Acks (bits-http §3.5, §3.10).
@@ -704,18 +796,25 @@ impl Default for UploadOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Request head (request line + headers) limit; beyond it 431 (min 8192,
+    /// Request head (request line + headers) limit; beyond it 431 (8192..=1 MiB,
     /// default 16384).
+    #[schemars(range(min = 8192, max = 1048576))]
     pub max_header_bytes: usize,
-    /// Most request headers (default 100; beyond it 431).
+    /// Most request headers (16..=10000, default 100; beyond it 431). At least
+    /// 16 so the control API stays reachable.
+    #[schemars(range(min = 16, max = 10000))]
     pub max_headers: usize,
-    /// Largest non-upload request body (e.g. `PUT /_bitsim/plan`); beyond it
-    /// 413 (default 1 MiB).
+    /// Largest non-upload request body; beyond it 413 (default 1 MiB, at most
+    /// 256 MiB). The control API (`PUT /_bitsim/plan`) always accepts at least
+    /// 1 MiB, so a small limit cannot lock out the next plan.
+    #[schemars(range(max = 268435456))]
     pub max_body_bytes: u64,
     /// Longest header value in a BITS packet (bits-http §3.1: 4 KB); beyond
     /// it 400 + E_INVALIDARG.
+    #[schemars(range(min = 1, max = 1048576))]
     pub max_bits_header_value: usize,
     /// Request log capacity; the oldest entries are dropped (default 100000).
+    #[schemars(range(max = 1000000))]
     pub max_log_entries: usize,
 }
 
@@ -839,6 +938,21 @@ mod tests {
         assert_eq!(e.path, "rules[0].match.probability");
         let e = Plan::from_json_str("{\"limits\":{\"max_headers\":-1}}", "p").unwrap_err();
         assert_eq!(e.path, "limits.max_headers");
+    }
+
+    /// Issue 13: numbers out of range and cross-field errors point at the
+    /// field's real line and column (they said 0:0).
+    #[test]
+    fn out_of_range_numbers_name_their_line() {
+        let j = "{\n  \"rules\": [\n    {\"fault\": {\"kind\": \"delay\",\n      \"ms\": 99999999999999}}\n  ]\n}";
+        let e = Plan::from_json_str(j, "p.json").unwrap_err();
+        assert_eq!(e.path, "rules[0].fault.ms");
+        assert_eq!((e.line, e.column), (4, 7), "{e}");
+        assert!(e.message.contains("at most"), "{e}");
+        let j = "{\"resources\": [{\"path\": \"/big\", \"body\": {\"pattern\": {\"size\": 2000000000}}}]}";
+        let e = Plan::from_json_str(j, "p.json").unwrap_err();
+        assert!(e.path.ends_with("size"), "{e}");
+        assert!(e.message.contains("268435456"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,56 @@ use crate::util::{make_pattern, Rng};
 /// Buffer size of each in-memory pipe direction.
 const DUPLEX_BUF: usize = 64 * 1024;
 
+/// Server-wide limits that no plan can change: they protect the machine and keep
+/// the control API (`/_bitsim/*`) reachable. `bitsim serve` prints them at start.
+/// Timeouts use tokio time; they apply to TCP connections only, so the
+/// in-memory lane of the simulator (paused clock) is not affected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A request head (request line and headers) must arrive within this long
+    /// after the connection opens or the previous response ends; this is also
+    /// the keep-alive idle timeout. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// A request body must keep arriving: at most this long between two chunks.
+    /// Default 60 s.
+    pub body_idle_timeout: Duration,
+    /// Open TCP connections at most; beyond it new connections are closed at
+    /// once. Default 512 (below the common 1,024 file-descriptor limit).
+    pub max_connections: usize,
+    /// Upload bytes held in memory at most, over all sessions and committed
+    /// uploads; beyond it Create-Session and Fragment get 500 + ERROR_DISK_FULL.
+    /// Default 512 MiB.
+    pub max_upload_memory: u64,
+    /// Open upload sessions at most (same refusal). Default 10,000.
+    pub max_upload_sessions: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+            max_upload_memory: 512 << 20,
+            max_upload_sessions: 10_000,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "header timeout {} s, body idle timeout {} s, max connections {}, upload memory {} MiB, upload sessions {}",
+            self.header_read_timeout.as_secs_f64(),
+            self.body_idle_timeout.as_secs_f64(),
+            self.max_connections,
+            self.max_upload_memory >> 20,
+            self.max_upload_sessions
+        )
+    }
+}
+
 /// One request as the server saw it, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLogEntry {
@@ -102,6 +152,7 @@ pub(crate) struct State {
 
 pub(crate) struct Inner {
     pub(crate) seed: u64,
+    pub(crate) limits: ServerLimits,
     pub(crate) pattern: Bytes,
     state: Mutex<State>,
     conns: AtomicU64,
@@ -172,10 +223,16 @@ impl MockServer {
     /// A server with this plan; `seed` drives body bytes, session ids and
     /// every random choice.
     pub fn new(plan: Plan, seed: u64) -> Self {
+        MockServer::with_limits(plan, seed, ServerLimits::default())
+    }
+
+    /// [`MockServer::new`] with server-wide limits other than the defaults.
+    pub fn with_limits(plan: Plan, seed: u64, limits: ServerLimits) -> Self {
         let rule_hits = vec![0; plan.rules.len()];
         MockServer {
             inner: Arc::new(Inner {
                 seed,
+                limits,
                 pattern: make_pattern(seed),
                 state: Mutex::new(State {
                     plan: Arc::new(plan),
@@ -193,6 +250,11 @@ impl MockServer {
                 conns: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The server-wide limits.
+    pub fn limits(&self) -> &ServerLimits {
+        &self.inner.limits
     }
 
     /// The seed given to [`MockServer::new`].
@@ -290,7 +352,7 @@ impl MockServer {
         let inner = self.inner.clone();
         let info = self.conn_info(true);
         let id = info.id;
-        tokio::spawn(serve_conn(inner, server, info, None));
+        tokio::spawn(serve_conn(inner, server, info, None, false));
         (client, id)
     }
 
@@ -299,15 +361,34 @@ impl MockServer {
     pub async fn serve_tcp(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (tx, rx) = watch::channel(false);
         let mut conns = JoinSet::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.limits.max_connections.max(1)));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 res = listener.accept() => match res {
                     Ok((stream, peer)) => {
+                        // Over the connection cap: close at once, keep serving the others.
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            tracing::debug!("connection cap reached: closing a new connection");
+                            stream.reset_on_close();
+                            drop(stream);
+                            continue;
+                        };
                         let _ = stream.set_nodelay(true);
-                        let info = self.conn_info(is_loopback(&peer));
-                        conns.spawn(serve_conn(self.inner.clone(), stream, info, Some(rx.clone())));
+                        let loopback = is_loopback(&peer);
+                        let info = self.conn_info(loopback);
+                        let inner = self.inner.clone();
+                        let rx = rx.clone();
+                        conns.spawn(async move {
+                            let _slot = slot;
+                            if inner.state().plan.refuse_connections && !(loopback && control_request(&stream, &inner).await) {
+                                // ref: bits-http §5.3 — refuse connection
+                                stream.reset_on_close();
+                                return;
+                            }
+                            serve_conn(inner, stream, info, Some(rx), true).await
+                        });
                     }
                     Err(e) => {
                         // e.g. EMFILE: back off and keep serving
@@ -484,8 +565,49 @@ impl std::fmt::Display for TakenOver {
 
 impl std::error::Error for TakenOver {}
 
-async fn serve_conn<T: ConnIo>(inner: Arc<Inner>, io: T, info: ConnInfo, shutdown: Option<watch::Receiver<bool>>) {
-    if inner.state().plan.refuse_connections {
+/// Whether a new TCP connection's first request is for a control path
+/// (`/_bitsim/...`): those are served even under `refuse_connections`, so a plan
+/// can never lock the control API out. Peeks without consuming, and waits at
+/// most the header timeout for the request line.
+async fn control_request(stream: &TcpStream, inner: &Inner) -> bool {
+    let mut buf = [0u8; 64];
+    let peek = async {
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    let line = &buf[..n];
+                    if let Some(sp) = line.iter().position(|&c| c == b' ') {
+                        let rest = &line[sp + 1..];
+                        if rest.len() >= 9 || rest.contains(&b' ') {
+                            return rest.starts_with(b"/_bitsim/");
+                        }
+                    }
+                    if n == buf.len() {
+                        return false;
+                    }
+                    // Not enough of the request line yet.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(inner.limits.header_read_timeout, peek)
+        .await
+        .unwrap_or(false)
+}
+
+/// Serves one connection. `tcp`: a real socket, with the header-read and
+/// keep-alive timeouts of [`ServerLimits`] (the in-memory lane has none: its
+/// only client is the simulator's engine, on a paused clock).
+async fn serve_conn<T: ConnIo>(
+    inner: Arc<Inner>,
+    io: T,
+    info: ConnInfo,
+    shutdown: Option<watch::Receiver<bool>>,
+    tcp: bool,
+) {
+    if !tcp && inner.state().plan.refuse_connections {
         // ref: bits-http §5.3 — refuse connection
         io.reset_on_close();
         drop(io);
@@ -520,6 +642,11 @@ async fn serve_conn<T: ConnIo>(inner: Arc<Inner>, io: T, info: ConnInfo, shutdow
         .auto_date_header(false)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers.clamp(1, 10_000));
+    if tcp {
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(inner.limits.header_read_timeout);
+    }
     let conn = builder.serve_connection(TokioIo::new(tap), service);
     tokio::pin!(conn);
     let res = match shutdown {

@@ -179,6 +179,10 @@ fn create_session(
     if exists && !opts.allow_overwrites && reply_spec.is_none() {
         return error_ack(opts, opts.exists_status, Some(E_ACCESSDENIED), CTX_REMOTE_FILE);
     }
+    if memory_full(inner, 0) {
+        // ref: bits-http §3.5 — 500 + ERROR_DISK_FULL: the server is out of room
+        return error_ack(opts, 500, Some(ERROR_DISK_FULL_HR), CTX_REMOTE_FILE);
+    }
     let id = {
         let mut st = inner.state();
         let id = st.rng.guid();
@@ -299,7 +303,12 @@ async fn fragment(inner: &Arc<Inner>, r: &Req, body: Incoming, plan: &Plan, faul
         drain(body, cl).await;
         return error_ack(opts, 500, Some(BG_E_TOO_LARGE), CTX_REMOTE_FILE);
     }
-    let data = match read_body(body, cl).await {
+    if memory_full(inner, cl) {
+        // ref: bits-http §3.5 — 500 + ERROR_DISK_FULL: the server is out of room
+        drain_with(inner, body, cl).await;
+        return error_ack(opts, 500, Some(ERROR_DISK_FULL_HR), CTX_REMOTE_FILE);
+    }
+    let data = match read_body(body, cl, inner.limits.body_idle_timeout).await {
         Ok(d) if d.len() as u64 == cl => d,
         _ => return invalid_arg(opts),
     };
@@ -564,8 +573,26 @@ fn cancel_session(inner: &Arc<Inner>, r: &Req, opts: &UploadOptions, fault: Opti
     rep
 }
 
+/// [`drain`] with the server's body idle timeout.
+async fn drain_with(inner: &Arc<Inner>, body: Incoming, cl: u64) {
+    if cl <= DRAIN_LIMIT {
+        let _ = read_body(body, DRAIN_LIMIT, inner.limits.body_idle_timeout).await;
+    }
+}
+
+/// Whether `more` upload bytes would go over the server's upload-memory cap
+/// (session data plus committed uploads kept in memory), or the session cap is
+/// reached (`more == 0` asks about a new session).
+fn memory_full(inner: &Arc<Inner>, more: u64) -> bool {
+    let st = inner.state();
+    let held: u64 = st.sessions.values().map(|s| s.data.len() as u64).sum::<u64>()
+        + st.uploads.values().map(|u| u.len() as u64).sum::<u64>();
+    let sessions_full = more == 0 && st.sessions.len() >= inner.limits.max_upload_sessions;
+    sessions_full || held.saturating_add(more) > inner.limits.max_upload_memory
+}
+
 async fn drain(body: Incoming, cl: u64) {
     if cl <= DRAIN_LIMIT {
-        let _ = read_body(body, DRAIN_LIMIT).await;
+        let _ = read_body(body, DRAIN_LIMIT, crate::ServerLimits::default().body_idle_timeout).await;
     }
 }

@@ -4,8 +4,8 @@
 use bitsim_model::Flavor;
 use bitsim_scenario::{discover, flavors_for, load_file, LoadedScenario, RunReport, Verdict};
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -19,9 +19,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Write each run's trace (`NAME.FLAVOR.trace`) and projection
-    /// (`NAME.FLAVOR.projection.json`) here.
+    /// (`NAME.FLAVOR.projection.json`) here. It must be empty (or new) unless
+    /// `--force`, and one run at a time may use it.
     #[arg(long)]
     pub trace_dir: Option<PathBuf>,
+    /// Write into a non-empty `--trace-dir` (files of the same name are replaced).
+    #[arg(long)]
+    pub force: bool,
+    /// Wall-clock seconds each scenario run may take (0: no limit), up to 86400.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub timeout: u64,
+    /// Keep each run's directory (under $TMPDIR/bitsim-runs) for debugging.
+    #[arg(long)]
+    pub keep_run_dir: bool,
     /// One JSON object per scenario run instead of text lines.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +78,17 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let _trace_lock = match &args.trace_dir {
+        Some(dir) => match TraceDirLock::take(dir, args.force) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("error: --trace-dir {}: {e}", dir.display());
+                return 2;
+            }
+        },
+        None => None,
+    };
+    remove_run_dirs_on_signal();
     let scratch = std::env::temp_dir().join("bitsim-runs");
     let mut site = match &args.report {
         Some(dir) => match bitsim_report::Site::create(dir, "bitsim run") {
@@ -79,6 +100,12 @@ pub fn run(args: RunArgs) -> i32 {
         },
         None => None,
     };
+    let options = bitsim_engine::RunOptions {
+        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        keep_run_dir: args.keep_run_dir,
+        ..bitsim_engine::RunOptions::default()
+    };
+    let mut trace_error = false;
     let (mut passed, mut failed) = (0usize, 0usize);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -92,9 +119,9 @@ pub fn run(args: RunArgs) -> i32 {
             let seed = args.seed.or(l.scenario.seed).unwrap_or(1);
             let started = Instant::now();
             let run = if site.is_some() {
-                bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch)
+                bitsim_engine::run_scenario_observed(l, flavor, seed, &scratch, &options)
             } else {
-                bitsim_engine::run_scenario(l, flavor, seed, &scratch).map(|r| (r, Default::default()))
+                bitsim_engine::run_scenario_with(l, flavor, seed, &scratch, &options).map(|r| (r, Default::default()))
             };
             let (report, observed) = match run {
                 Ok(r) => r,
@@ -118,9 +145,11 @@ pub fn run(args: RunArgs) -> i32 {
                     failed += 1;
                 }
             }
-            if let Some(dir) = &args.trace_dir {
+            if let (Some(dir), false) = (&args.trace_dir, trace_error) {
+                // One clear error, then no more attempts (and a failing exit code).
                 if let Err(e) = write_artifacts(dir, &report) {
                     eprintln!("error: cannot write traces to {}: {e}", dir.display());
+                    trace_error = true;
                 }
             }
             match report.verdict {
@@ -146,7 +175,108 @@ pub fn run(args: RunArgs) -> i32 {
             }
         }
     }
+    if trace_error {
+        return 2;
+    }
     i32::from(failed > 0)
+}
+
+/// On Ctrl-C or SIGTERM, removes the run directories that exist (no destructor
+/// runs when the process is interrupted) and exits with 130.
+fn remove_run_dirs_on_signal() {
+    let (ready, registered) = std::sync::mpsc::channel::<bool>();
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let _ = ready.send(false);
+            return;
+        };
+        let interrupted = rt.block_on(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                // Creating the streams registers the handlers: only then is the
+                // main thread told to go on, so an early Ctrl-C is not missed.
+                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                else {
+                    let _ = ready.send(false);
+                    return false;
+                };
+                let _ = ready.send(true);
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                true
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ready.send(true);
+                tokio::signal::ctrl_c().await.is_ok()
+            }
+        });
+        if interrupted {
+            bitsim_engine::remove_live_run_dirs();
+            TraceDirLock::release_current();
+            eprintln!("interrupted: run directories removed");
+            std::process::exit(130);
+        }
+    });
+    let ok = spawned.is_ok() && registered.recv_timeout(Duration::from_secs(5)).unwrap_or(false);
+    if !ok {
+        eprintln!("warning: cannot watch for Ctrl-C; an interrupted run may leave its directory behind");
+    }
+}
+
+/// `--trace-dir` for one run at a time: a lock file taken with `create_new`, so
+/// two runs sharing the directory do not silently mix their files; a
+/// non-empty directory is refused without `--force`.
+struct TraceDirLock(PathBuf);
+
+/// The lock file of the running process, for the signal handler.
+static CURRENT_LOCK: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+impl TraceDirLock {
+    const NAME: &'static str = ".bitsim-trace-dir.lock";
+
+    fn take(dir: &Path, force: bool) -> Result<TraceDirLock, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create it: {e}"))?;
+        let lock = dir.join(Self::NAME);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{}", std::process::id());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(format!(
+                    "in use by another bitsim run ({} exists; remove it if no run is using the directory)",
+                    lock.display()
+                ))
+            }
+            Err(e) => return Err(format!("cannot write in it: {e}")),
+        }
+        let taken = TraceDirLock(lock);
+        let others = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot list it: {e}"))?
+            .filter_map(Result::ok)
+            .any(|e| e.file_name() != Self::NAME);
+        if others && !force {
+            return Err("not empty: use an empty directory, or --force to replace files in it".into());
+        }
+        *CURRENT_LOCK.lock().unwrap_or_else(|e| e.into_inner()) = Some(taken.0.clone());
+        Ok(taken)
+    }
+
+    fn release_current() {
+        if let Some(p) = CURRENT_LOCK.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Drop for TraceDirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        CURRENT_LOCK.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 fn print_text(out: &mut impl Write, r: &RunReport, wall: std::time::Duration) -> std::io::Result<()> {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use bitsim_server::{MockServer, Plan};
+use bitsim_server::{MockServer, Plan, ServerLimits};
 
 /// Arguments of `bitsim serve`.
 #[derive(Debug, clap::Args)]
@@ -23,13 +23,43 @@ pub struct ServeArgs {
     /// only loopback peers).
     #[arg(long)]
     allow_remote: bool,
-    /// Worker threads (default: one per CPU).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Worker threads, 1 to 256 (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
+    /// Seconds a client has to send a request head, after connecting or after
+    /// the previous response (the keep-alive idle timeout), 1 to 3600.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a request body may pause between two chunks, 1 to 3600.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_idle_timeout: u64,
+    /// Open connections at most (more are closed at once), 1 to 65536.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: u32,
+    /// Upload bytes held in memory over all sessions, in MiB, 1 to 65536;
+    /// beyond it uploads get 500 + ERROR_DISK_FULL.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_upload_memory_mib: u64,
+    /// Open upload sessions at most, 1 to 1000000.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_upload_sessions: u32,
+}
+
+impl ServeArgs {
+    /// The server-wide limits from the command line.
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout),
+            max_connections: self.max_connections as usize,
+            max_upload_memory: self.max_upload_memory_mib << 20,
+            max_upload_sessions: self.max_upload_sessions as usize,
+        }
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM. The first line on stdout is
-/// `listening on http://IP:PORT`.
+/// `listening on http://IP:PORT`, the second the server-wide limits.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.addr.ip().is_loopback() && !args.allow_remote {
         bail!(
@@ -38,16 +68,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let plan = match &args.plan {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
-            Plan::from_json_str(&text, &path.display().to_string())?
-        }
+        // The scenario loader's plan reader: a regular file of at most 16 MiB
+        // (a FIFO would block forever), UTF-8, no duplicate keys, errors at
+        // file:line:column.
+        Some(path) => bitsim_scenario::load_plan(path)?,
         None => Plan::default(),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.threads {
-        rt.worker_threads(n.max(1));
+        rt.worker_threads(usize::from(n));
     }
     let rt = rt.build().context("starting the tokio runtime")?;
     rt.block_on(async move {
@@ -59,9 +89,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on http://{local}")?;
+            writeln!(out, "limits: {}", args.limits())?;
             out.flush()?;
         }
-        let server = MockServer::new(plan, args.seed);
+        let server = MockServer::with_limits(plan, args.seed, args.limits());
         server.serve_tcp(listener, shutdown_signal()).await?;
         eprintln!("bitsim serve: shut down");
         Ok(())

@@ -70,7 +70,7 @@ fn a_malformed_scenario_exits_2_naming_file_line_column_and_field() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}{err}");
     assert!(
-        err.contains("fixtures/invalid/malformed.json:5:1: field `steps[1].by`"),
+        err.contains("fixtures/invalid/malformed.json:5:23: field `steps[1].by`"),
         "{err}"
     );
     assert!(err.contains("bad duration `10 fortnights`"), "{err}");

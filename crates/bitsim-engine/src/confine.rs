@@ -1,0 +1,68 @@
+//! Keeps every file the simulator touches inside the run's directory. Scenario
+//! paths are already relative and free of `..` (checked at load time, see
+//! `bitsim_scenario::validate`); at execution time this also refuses to follow
+//! a symlink anywhere below the run's directory, so a planted link cannot
+//! redirect a write or reveal whether a file outside exists.
+
+use std::io;
+use std::path::{Component, Path};
+
+/// Largest local file the simulator reads whole (an upload's source): 256 MiB,
+/// the `write_file` cap.
+pub const MAX_LOCAL_READ: u64 = 256 << 20;
+
+/// `Ok` when `path` is inside `root` and no component below `root` is a symlink.
+pub fn check(root: &Path, path: &Path) -> io::Result<()> {
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| refuse(path, "is outside the run's directory"))?;
+    let mut here = root.to_path_buf();
+    for c in rel.components() {
+        match c {
+            Component::Normal(part) => here.push(part),
+            Component::CurDir => continue,
+            _ => return Err(refuse(path, "leaves the run's directory")),
+        }
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => return Err(refuse(path, "goes through a symlink")),
+            Ok(_) => {}
+            // Nothing further down exists yet: nothing to follow.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a local file whole, confined, only if it is a regular file of at most
+/// [`MAX_LOCAL_READ`] bytes.
+pub fn read(root: &Path, path: &Path) -> io::Result<Vec<u8>> {
+    check(root, path)?;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || meta.len() > MAX_LOCAL_READ {
+        return Err(refuse(path, "is not a regular file of at most 256 MiB"));
+    }
+    std::fs::read(path)
+}
+
+fn refuse(path: &Path, why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, format!("{}: {why}", path.display()))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_and_outside_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::os::unix::fs::symlink("/tmp", root.join("link")).unwrap();
+        assert!(check(root, &root.join("sub/new.bin")).is_ok());
+        assert!(check(root, &root.join("link/x")).is_err());
+        assert!(check(root, &root.join("link")).is_err());
+        assert!(check(root, Path::new("/etc/passwd")).is_err());
+        assert!(check(root, &root.join("../x")).is_err());
+    }
+}
