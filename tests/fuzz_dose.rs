@@ -95,7 +95,10 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
             let Some(k) = b[at..].windows(3).position(|w| w == b", \"").map(|k| at + k) else {
                 return text.to_string();
             };
-            let end = b[k + 2..].iter().position(|&c| c == b',' || c == b'}').map_or(b.len(), |e| k + 2 + e);
+            let end = b[k + 2..]
+                .iter()
+                .position(|&c| c == b',' || c == b'}')
+                .map_or(b.len(), |e| k + 2 + e);
             [&b[..end], &b[k..end], &b[end..]].concat()
         }
         // Truncated.

@@ -122,6 +122,8 @@ pub struct Simulator {
     sessions: HashMap<JobId, String>,
     reply_urls: HashMap<JobId, String>,
     replies: HashMap<JobId, Bytes>,
+    /// Cancel-Session tries under way.
+    cancels_in_flight: usize,
     /// Steps taken at the current virtual instant (the zero-progress guard).
     steps_at: (Time, u64),
     max_steps_per_instant: u64,
@@ -172,6 +174,7 @@ impl Simulator {
             sessions: HashMap::new(),
             reply_urls: HashMap::new(),
             replies: HashMap::new(),
+            cancels_in_flight: 0,
             steps_at: (Time(0), 0),
             max_steps_per_instant: config.max_steps_per_instant,
             trace_lines: 0,
@@ -315,6 +318,7 @@ impl Simulator {
                     },
                     session: self.sessions.get(&start.job).cloned(),
                     reply_url: self.reply_urls.get(&start.job).cloned(),
+                    auth: Default::default(),
                     start: start.clone(),
                 };
                 let span =
@@ -409,6 +413,17 @@ impl Simulator {
                     }
                 }
             }
+            Effect::CancelUploadSession { job, remote_name, .. } => {
+                self.cancels_in_flight += 1;
+                let session = self.sessions.get(&job).cloned();
+                tokio::spawn(transfer::cancel_session(
+                    self.connector.clone(),
+                    self.tx.clone(),
+                    job,
+                    remote_name,
+                    session,
+                ));
+            }
             Effect::DeleteTempFiles { job, files } => {
                 for n in files {
                     if let Some((temp, _)) = self.temp_names.get(&(job, n)).cloned() {
@@ -474,6 +489,10 @@ impl Simulator {
             Input::ReplyBody(job, body) => {
                 self.replies.insert(job, body);
             }
+            Input::CancelSessionDone(job, reached) => {
+                self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
+                self.service.cancel_session_result(now, job, reached);
+            }
         }
     }
 
@@ -523,7 +542,7 @@ impl Simulator {
     pub async fn run_until_idle(&mut self, deadline: Time) -> Time {
         loop {
             self.pump();
-            let busy = !self.tasks.is_empty() || !self.held.is_empty();
+            let busy = !self.tasks.is_empty() || !self.held.is_empty() || self.cancels_in_flight > 0;
             let timer = self.service.poll_timeout().filter(|t| *t < deadline);
             if (!busy && timer.is_none() && self.rx.is_empty()) || self.halted.is_some() {
                 return self.time();
@@ -553,6 +572,11 @@ impl Backend for Simulator {
         Ok(self.service.add_user(name))
     }
 
+    fn set_user_kind(&mut self, user: UserId, kind: bitsim_model::OwnerKind) -> Result<(), NotApplicable> {
+        self.service.set_user_kind(user, kind);
+        Ok(())
+    }
+
     fn define_callback(&mut self, name: &str, policy: &CallbackPolicy) -> Callback {
         self.callbacks.push(CallbackObject {
             name: name.to_string(),
@@ -570,7 +594,15 @@ impl Backend for Simulator {
     }
 
     fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("file:") {
+        // Non-HTTP sources in the run's directory: `local:NAME` (a plain path),
+        // `file:NAME` (a file:// URL), `unc:NAME` (\\bitsim.test\run\NAME).
+        if let Some(name) = path.strip_prefix("local:") {
+            self.root.join(name).to_string_lossy().into_owned()
+        } else if let Some(name) = path.strip_prefix("unc:") {
+            format!("{}{}", transfer::UNC_PREFIX, name.replace('/', "\\"))
+        } else if let Some(name) = path.strip_prefix("file:").filter(|n| !n.starts_with("//")) {
+            format!("file://{}", self.root.join(name).to_string_lossy())
+        } else if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("file:") {
             path.to_string()
         } else {
             format!("http://{}{path}", self.host)
@@ -665,6 +697,14 @@ impl Backend for Simulator {
 
     fn halted(&self) -> Option<String> {
         self.halted.clone()
+    }
+
+    fn route_digest(&self, path: &str) -> Result<Option<[u8; 32]>, NotApplicable> {
+        Ok(self.server.route_digest(path))
+    }
+
+    fn uploaded_size(&self, path: &str) -> Result<Option<u64>, NotApplicable> {
+        Ok(self.server.uploaded(path).map(|b| b.len() as u64))
     }
 
     fn take_trace(&mut self) -> Vec<String> {

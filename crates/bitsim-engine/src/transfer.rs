@@ -9,8 +9,8 @@
 
 use crate::wire::{self, Conn, Connector};
 use bitsim_model::{
-    Classified, Disposition, ErrorContext, Hresult, JobId, JobType, ProtocolFailure, RequestPhase, TransferEvent,
-    TransferFailure, TransferId, TransferStart, TransferWhat,
+    AuthScheme, AuthTarget, Classified, Disposition, ErrorContext, Hresult, JobId, JobType, ProtocolFailure,
+    RequestPhase, SourceFailure, TransferEvent, TransferFailure, TransferId, TransferStart, TransferWhat,
 };
 use bitsim_server::BITS_PROTOCOL_GUID;
 use bytes::Bytes;
@@ -31,6 +31,8 @@ pub(crate) enum Input {
     Session(JobId, Option<String>),
     ReplyUrl(JobId, String),
     ReplyBody(JobId, Bytes),
+    /// A Cancel-Session try ended; `true` when the server answered.
+    CancelSessionDone(JobId, bool),
     /// The job opened this mock-server connection (the report files its requests under the job).
     Connection(u64, JobId),
 }
@@ -49,7 +51,13 @@ pub(crate) struct Task {
     pub last_modified: Option<String>,
     pub session: Option<String>,
     pub reply_url: Option<String>,
+    /// Authorization headers earned by answering a challenge, sent on every later
+    /// request of this transfer.
+    pub auth: std::sync::Mutex<Vec<(&'static str, String)>>,
 }
+
+/// UNC names the simulator maps onto the run's directory: `\\bitsim.test\run\NAME`.
+pub const UNC_PREFIX: &str = "\\\\bitsim.test\\run\\";
 
 /// Fragment size for uploads: within the Windows client's 5 KB … 13 MB (bits-http §3.6).
 const FRAGMENT: usize = 64 * 1024;
@@ -75,6 +83,56 @@ impl Task {
         Ok(conn)
     }
 
+    /// Adds the Authorization headers a challenge made necessary.
+    fn authorize(&self, mut req: http::request::Builder) -> http::request::Builder {
+        if let Ok(auth) = self.auth.lock() {
+            for (name, value) in auth.iter() {
+                req = req.header(*name, value.as_str());
+            }
+        }
+        req
+    }
+
+    /// A 401 (server) or 407 (proxy) Basic challenge the job has Basic credentials for:
+    /// remembers the header and says to send the request again. The model handed the
+    /// credentials over (it decides which apply); a second challenge for the same target
+    /// is not answered again, so a wrong password ends in the 401 / 407 itself.
+    fn answer_challenge(&self, resp: &wire::Response) -> bool {
+        let (target, challenge, header) = match resp.status.as_u16() {
+            401 => (AuthTarget::Server, "www-authenticate", "Authorization"),
+            407 => (AuthTarget::Proxy, "proxy-authenticate", "Proxy-Authorization"),
+            _ => return false,
+        };
+        let basic = wire::header(&resp.headers, challenge)
+            .is_some_and(|c| c.trim_start().get(..5).is_some_and(|s| s.eq_ignore_ascii_case("basic")));
+        let cred = self
+            .start
+            .credentials
+            .iter()
+            .find(|c| c.target == target && c.scheme == AuthScheme::Basic);
+        let (Some(cred), true) = (cred, basic) else {
+            return false;
+        };
+        let (Some(user), Some(password)) = (&cred.user, &cred.password) else {
+            return false;
+        };
+        let Ok(mut auth) = self.auth.lock() else {
+            return false;
+        };
+        if auth.iter().any(|(n, _)| *n == header) {
+            return false;
+        }
+        auth.push((
+            header,
+            format!("Basic {}", wire::base64(format!("{user}:{password}").as_bytes())),
+        ));
+        self.line(format!(
+            "http {} challenge answered with Basic credentials",
+            resp.status.as_u16()
+        ));
+        true
+    }
+
     fn fail(&self, f: TransferFailure) {
         self.event(TransferEvent::Failed(f));
     }
@@ -84,6 +142,7 @@ impl Task {
             return;
         };
         let result = match (self.start.job_type, self.start.what) {
+            (JobType::Download, TransferWhat::File(_)) if !is_http(&self.start.remote_name) => self.copy_local().await,
             (JobType::Download, TransferWhat::File(_)) => self.download_file().await,
             (_, TransferWhat::Reply) => self.download_reply().await,
             (_, TransferWhat::File(_)) => self.upload().await,
@@ -95,6 +154,47 @@ impl Task {
     }
 
     // ----- downloads ---------------------------------------------------------
+
+    /// A local, UNC or file:// source (SMB in BITS, ref: bits-spec §7.3): copied from the
+    /// byte offset into the temporary file; failures are reported, the model classifies.
+    async fn copy_local(&self) -> Result<(), TransferFailure> {
+        use std::io::Read;
+        let path = local_source(&self.start.remote_name, &self.root).map_err(TransferFailure::Source)?;
+        // The run directory's own confinement rules (symlinks, …) apply to sources too.
+        crate::confine::check(&self.root, &path).map_err(|_| TransferFailure::Source(SourceFailure::AccessDenied))?;
+        let source_error = |e: std::io::Error| {
+            TransferFailure::Source(match e.kind() {
+                std::io::ErrorKind::NotFound if path.parent().is_some_and(|d| !d.is_dir()) => {
+                    SourceFailure::PathNotFound
+                }
+                std::io::ErrorKind::NotFound => SourceFailure::NotFound,
+                _ => SourceFailure::AccessDenied,
+            })
+        };
+        let mut file = std::fs::File::open(&path).map_err(source_error)?;
+        let size = file.metadata().map_err(source_error)?.len();
+        if !file.metadata().map_err(source_error)?.is_file() {
+            return Err(TransferFailure::Source(SourceFailure::AccessDenied));
+        }
+        self.line(format!("copy {} ({size} bytes)", self.start.remote_name));
+        self.event(TransferEvent::Connected {
+            bytes_total: Some(size),
+        });
+        let offset = self.start.offset.min(size);
+        file.seek(SeekFrom::Start(offset)).map_err(source_error)?;
+        let mut sink = FileSink::open(&self.root, &self.temp, offset).map_err(local_error)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).map_err(source_error)?;
+            if n == 0 {
+                break;
+            }
+            sink.write(&buf[..n]).map_err(local_error)?;
+            self.event(TransferEvent::Progress { bytes: n as u64 });
+        }
+        self.event(TransferEvent::FileDone);
+        Ok(())
+    }
 
     async fn download_file(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
@@ -172,11 +272,16 @@ impl Task {
     async fn head(&self, conn: &mut Conn, uri: &Uri, phase: RequestPhase) -> Result<Head, TransferFailure> {
         let mut uri = uri.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let req = wire::request(Method::HEAD, &uri)
+            let req = self
+                .authorize(wire::request(Method::HEAD, &uri))
                 .body(Full::new(Bytes::new()))
                 .map_err(|_| bad())?;
             let resp = conn.send(req).await?;
             self.line(format!("http HEAD {} -> {}", uri.path(), resp.status.as_u16()));
+            if self.answer_challenge(&resp) {
+                wire::discard(resp.body).await;
+                continue;
+            }
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
                 *conn = self.connect().await?;
@@ -215,7 +320,7 @@ impl Task {
         }
         let mut uri = uri.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut req = wire::request(Method::GET, &uri);
+            let mut req = self.authorize(wire::request(Method::GET, &uri));
             let ranged = offset > 0;
             if ranged {
                 req = req.header("Range", format!("bytes={offset}-{}", size - 1));
@@ -227,6 +332,10 @@ impl Task {
                 String::new()
             };
             self.line(format!("http GET {}{range} -> {}", uri.path(), resp.status.as_u16()));
+            if self.answer_challenge(&resp) {
+                wire::discard(resp.body).await;
+                continue;
+            }
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
                 *conn = self.connect().await?;
@@ -475,4 +584,77 @@ fn body(req: http::request::Builder, bytes: Bytes) -> Result<http::Request<Full<
     req.header("Content-Length", bytes.len().to_string())
         .body(Full::new(bytes))
         .map_err(|_| bad())
+}
+
+/// Sends one Cancel-Session for a cancelled upload (ref: bits-http §3.3) and reports
+/// whether the server answered; the model decides whether to try again.
+pub(crate) async fn cancel_session(
+    connector: Connector,
+    tx: UnboundedSender<Input>,
+    job: JobId,
+    remote_name: String,
+    session: Option<String>,
+) {
+    let line = |s: String| {
+        tracing::debug!(target: "bitsim::wire", "{s}");
+        let _ = tx.send(Input::Line(s));
+    };
+    let reached = match session {
+        // Create-Session never got its Ack: the server holds nothing to cancel.
+        None => {
+            line("http BITS_POST Cancel-Session not sent: no session id".into());
+            true
+        }
+        Some(id) => {
+            let sent: Result<(String, u16), TransferFailure> = async {
+                let uri = parse_uri(&remote_name)?;
+                let mut conn = connector.connect().await?;
+                if let Some(conn_id) = conn.id() {
+                    let _ = tx.send(Input::Connection(conn_id, job));
+                }
+                let req = packet(&uri, "Cancel-Session").header("BITS-Session-Id", id.as_str());
+                let resp = conn.send(body(req, Bytes::new())?).await?;
+                let status = resp.status.as_u16();
+                wire::discard(resp.body).await;
+                Ok((uri.path().to_string(), status))
+            }
+            .await;
+            match sent {
+                Ok((path, status)) => {
+                    line(format!("http BITS_POST Cancel-Session {path} -> {status}"));
+                    true
+                }
+                Err(f) => {
+                    line(format!("http BITS_POST Cancel-Session failed: {f:?}"));
+                    false
+                }
+            }
+        }
+    };
+    let _ = tx.send(Input::CancelSessionDone(job, reached));
+}
+
+fn is_http(remote: &str) -> bool {
+    let lower = remote.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// Where a local, UNC or file:// remote name points. Only paths inside the run's
+/// directory are read: anything else (another directory, `..`, another UNC server) is
+/// refused as access denied, so a scenario can never read outside its run.
+pub(crate) fn local_source(remote: &str, root: &std::path::Path) -> Result<PathBuf, SourceFailure> {
+    let path = if let Some(rest) = remote.strip_prefix(UNC_PREFIX) {
+        root.join(rest.replace('\\', "/"))
+    } else if remote.len() > 7 && remote[..7].eq_ignore_ascii_case("file://") {
+        PathBuf::from(&remote[7..])
+    } else {
+        PathBuf::from(remote)
+    };
+    let escapes = path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir));
+    if escapes || !path.is_absolute() || !path.starts_with(root) {
+        return Err(SourceFailure::AccessDenied);
+    }
+    Ok(path)
 }

@@ -6,7 +6,7 @@ use crate::generate;
 use crate::invariants::{self, RunFacts};
 use crate::sim::{Outcome, Overrides, Sim};
 use bitsim_model::{Flavor, Hresult, NotificationKind, TraceKind};
-use bitsim_scenario::format::{Dur, Expectation, Hr, KindName, StateName};
+use bitsim_scenario::format::{Dur, ExpectHr, Expectation, KindName, StateName};
 use bitsim_scenario::{
     diff, parse_scenario, LoadedScenario, RunOptions, RunReport, Scenario, Step, StepEntry, Verdict,
 };
@@ -505,7 +505,7 @@ fn set_expect(step: &mut Step, code: Hresult) {
         | SetNoProgressTimeout { expect, .. }
         | SetMaximumDownloadTime { expect, .. }
         | SetReplyFileName { expect, .. }
-        | TakeOwnership { expect, .. } => *expect = Some(Hr(code)),
+        | TakeOwnership { expect, .. } => *expect = Some(ExpectHr::Code(code)),
         _ => {}
     }
 }

@@ -668,6 +668,7 @@ impl Recipe {
             flavors: vec![FlavorName(self.flavor)],
             seed: Some(self.seed),
             users,
+            user_kinds: Default::default(),
             plan: plan_of(&self.rules),
             plan_file: None,
             callbacks,

@@ -424,19 +424,31 @@ fn download_progress_never_goes_back(facts: &RunFacts<'_>, out: &mut Vec<Violati
 
 /// "Cancel deletes partial and completed temp files; Complete deletes unfinished ones"
 /// (ref: bits-spec §7.2): a job that ended CANCELLED or ACKNOWLEDGED leaves no
-/// temporary file (`BIT<job>_<file>.tmp`) behind.
+/// temporary file (`BIT<job>_<file>.tmp`) behind, unless its Cancel or Complete
+/// said it could not: BG_S_UNABLE_TO_DELETE_FILES (ref: IBackgroundCopyJob::Cancel,
+/// ::Complete return values).
 fn temporary_files_removed(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     let Some(files) = facts.files_left else { return };
     let mut final_at: BTreeMap<JobId, (JobState, Time)> = BTreeMap::new();
+    let mut could_not_delete: std::collections::BTreeSet<JobId> = Default::default();
     for e in facts.events {
-        if let TraceKind::State { job, to, .. } = &e.kind {
-            if is_final(*to) {
-                final_at.insert(*job, (*to, e.at));
-            } else {
-                final_at.remove(job);
+        match &e.kind {
+            TraceKind::State { job, to, .. } => {
+                if is_final(*to) {
+                    final_at.insert(*job, (*to, e.at));
+                } else {
+                    final_at.remove(job);
+                }
             }
+            TraceKind::Call {
+                job: Some(job), result, ..
+            } if *result == bitsim_model::Hresult::BG_S_UNABLE_TO_DELETE_FILES => {
+                could_not_delete.insert(*job);
+            }
+            _ => {}
         }
     }
+    final_at.retain(|job, _| !could_not_delete.contains(job));
     for (job, (state, at)) in final_at {
         let prefix = format!("BIT{}_", job.0);
         for f in files.iter().filter(|f| f.starts_with(&prefix) && f.ends_with(".tmp")) {

@@ -18,7 +18,7 @@ pub type ApiResult<T> = Result<T, Hresult>;
 
 impl Service {
     /// Checks that `method` exists in this flavor and is allowed in the job's state.
-    fn guard(&self, id: JobId, method: Method) -> ApiResult<&Job> {
+    pub(crate) fn guard(&self, id: JobId, method: Method) -> ApiResult<&Job> {
         let job = self.find(id)?;
         if self.profile.unsupported.contains(&method) {
             return Err(self.profile.codes.not_implemented);
@@ -33,7 +33,12 @@ impl Service {
     }
 
     /// Records a state-changing or setter call in the trace and returns its result.
-    fn traced<T>(&mut self, job: Option<JobId>, call: impl FnOnce() -> String, result: ApiResult<T>) -> ApiResult<T> {
+    pub(crate) fn traced<T>(
+        &mut self,
+        job: Option<JobId>,
+        call: impl FnOnce() -> String,
+        result: ApiResult<T>,
+    ) -> ApiResult<T> {
         if self.trace_enabled {
             let hr = match &result {
                 Ok(_) => Hresult::S_OK,
@@ -48,8 +53,30 @@ impl Service {
         result
     }
 
+    /// [`Service::traced`] for calls with several success codes (S_FALSE, BG_S_*):
+    /// the trace shows the code the call returned, not S_OK.
+    pub(crate) fn traced_code(
+        &mut self,
+        job: Option<JobId>,
+        call: impl FnOnce() -> String,
+        result: ApiResult<Hresult>,
+    ) -> ApiResult<Hresult> {
+        if self.trace_enabled {
+            let hr = match &result {
+                Ok(hr) => *hr,
+                Err(e) => *e,
+            };
+            self.record(TraceKind::Call {
+                job,
+                call: call(),
+                result: hr,
+            });
+        }
+        result
+    }
+
     /// A property changed: ModificationTime, the inactivity clock, JobModification.
-    fn touched(&mut self, id: JobId) {
+    pub(crate) fn touched(&mut self, id: JobId) {
         let now = self.now;
         let job = self.job_mut(id);
         job.modification = now;
@@ -80,8 +107,8 @@ impl Service {
         if !self.profile.job_types.contains(&job_type) {
             return Err(self.profile.codes.not_implemented); // ref: bits-spec §8.1 (DO)
         }
-        if !self.users[user.0 as usize].admin {
-            // ref: bits-spec §9: not applied to administrators
+        if !self.exempt_from_limits(user) {
+            // ref: bits-spec §9; "Creating a Job": not applied to administrators or services
             // Counted incrementally: scanning every job ever created made CreateJob O(n).
             if self.users[user.0 as usize].live_jobs >= limits.max_jobs_per_user {
                 return Err(Hresult::BG_E_TOO_MANY_JOBS_PER_USER);
@@ -125,6 +152,11 @@ impl Service {
             last_activity: now,
             deadlines: Default::default(),
             channels: Default::default(),
+            credentials: Vec::new(),
+            cost_flags: self.profile.default_cost_flags,
+            blocked_by_policy: false,
+            upload_session_opened: false,
+            cancel_session: None,
         });
         self.users[user.0 as usize].live_jobs += 1;
         self.live_jobs += 1;
@@ -191,8 +223,14 @@ impl Service {
         if job.job_type.is_upload() && job.files.len() + files.len() > 1 {
             return Err(Hresult::BG_E_TOO_MANY_FILES); // ref: bits-spec §6.2
         }
-        let admin = self.users[job.owner.0 as usize].admin;
-        if !admin && job.files.len() + files.len() > limits.max_files_per_job {
+        let owner = job.owner;
+        let not_logged_on = self.users[owner.0 as usize].kind == OwnerKind::NonInteractiveUser
+            && !self.users[owner.0 as usize].logged_on;
+        if let (true, Some(hr)) = (not_logged_on, self.profile.not_logged_on_add_file) {
+            // ref: DFIR-ORC issue #34 ("Failed to add file … hr=0x800704dd"), PS-04
+            return Err(hr);
+        }
+        if !self.exempt_from_limits(owner) && job.files.len() + files.len() > limits.max_files_per_job {
             return Err(Hresult::BG_E_TOO_MANY_FILES_IN_JOB); // ref: bits-spec §9
         }
         for (remote, local) in files {
@@ -266,11 +304,21 @@ impl Service {
         self.advance(now);
         let result = self.guard(id, Method::Cancel).map(|j| j.files.len());
         let result = result.map(|n| {
+            let session = self.session_to_cancel(id);
             self.transition(id, Trigger::Cancel);
-            self.delete_temp_files(id, (0..n).collect());
-            Hresult::S_OK
+            let deleted = self.delete_temp_files(id, (0..n).collect());
+            if let Some(what) = session {
+                self.start_cancel_session(id, what);
+            }
+            // ref: IBackgroundCopyJob::Cancel: "successfully canceled; however, the
+            // service was unable to delete the temporary files"
+            if deleted {
+                Hresult::S_OK
+            } else {
+                Hresult::BG_S_UNABLE_TO_DELETE_FILES
+            }
         });
-        let result = self.traced(Some(id), || "Cancel".into(), result);
+        let result = self.traced_code(Some(id), || "Cancel".into(), result);
         self.schedule();
         result
     }
@@ -281,25 +329,9 @@ impl Service {
     pub fn complete(&mut self, now: Time, id: JobId) -> ApiResult<Hresult> {
         self.advance(now);
         let result = self.complete_inner(id);
-        let result = match result {
-            Ok(hr) => {
-                self.record_if(TraceKind::Call {
-                    job: Some(id),
-                    call: "Complete".into(),
-                    result: hr,
-                });
-                Ok(hr)
-            }
-            Err(e) => self.traced(Some(id), || "Complete".into(), Err(e)),
-        };
+        let result = self.traced_code(Some(id), || "Complete".into(), result);
         self.schedule();
         result
-    }
-
-    fn record_if(&mut self, kind: TraceKind) {
-        if self.trace_enabled {
-            self.record(kind);
-        }
     }
 
     fn complete_inner(&mut self, id: JobId) -> ApiResult<Hresult> {
@@ -309,11 +341,12 @@ impl Service {
             Method::CompleteDownload
         };
         let job = self.guard(id, method)?;
+        // Files transferred and not yet renamed by an earlier Complete.
         let finished: Vec<(usize, String)> = job
             .files
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.transferred)
+            .filter(|(_, f)| f.transferred && !f.completed)
             .map(|(i, f)| (i, f.local_name.clone()))
             .collect();
         let unfinished: Vec<usize> = job
@@ -325,36 +358,63 @@ impl Service {
             .collect();
         let is_download = job.job_type == JobType::Download;
         let reply = (job.job_type == JobType::UploadReply).then(|| job.reply.file_name.clone().unwrap_or_default());
-        self.transition(id, Trigger::Complete);
         if is_download {
-            for (i, _) in &finished {
-                self.job_mut(id).files[*i].completed = true;
-            }
-            if !finished.is_empty() {
-                self.record(TraceKind::FilesRenamed {
+            // ref: IBackgroundCopyJob::Complete: a rename onto a destination in use or
+            // not writable fails; "If BITS cannot rename all the temporary files, the job
+            // remains in the transfer queue. Files that were successfully renamed are
+            // available"; Completed tells which.
+            let (renamable, blocked): (Vec<_>, Vec<_>) = finished
+                .into_iter()
+                .partition(|(_, local)| !self.locked_files.contains_key(&(local.clone(), false)));
+            if let Some((_, first)) = blocked.first() {
+                let hresult = self.locked_files[&(first.clone(), false)].hresult();
+                self.rename(id, renamable);
+                self.record(TraceKind::RenameFailed {
                     job: id,
-                    files: finished.iter().map(|(i, _)| *i).collect(),
+                    files: blocked.iter().map(|(i, _)| *i).collect(),
+                    hresult,
                 });
+                return Err(hresult);
             }
-            self.effects.push_back(Effect::RenameFiles {
-                job: id,
-                files: finished,
-                reply: None,
+            self.transition(id, Trigger::Complete);
+            self.rename(id, renamable);
+            let deleted = self.delete_temp_files(id, unfinished.clone());
+            // ref: Complete: BG_S_UNABLE_TO_DELETE_FILES "successfully completed; however,
+            // … unable to delete the temporary files" (taken over BG_S_PARTIAL_COMPLETE)
+            return Ok(match (deleted, unfinished.is_empty()) {
+                (false, _) => Hresult::BG_S_UNABLE_TO_DELETE_FILES,
+                (true, false) => Hresult::BG_S_PARTIAL_COMPLETE,
+                // ref: bits-spec §11 q6: an empty job completes with S_OK (UNVERIFIED)
+                (true, true) => Hresult::S_OK,
             });
-            self.delete_temp_files(id, unfinished.clone());
-        } else if reply.is_some() {
+        }
+        self.transition(id, Trigger::Complete);
+        if reply.is_some() {
             self.effects.push_back(Effect::RenameFiles {
                 job: id,
                 files: Vec::new(),
                 reply,
             });
         }
-        // ref: bits-spec §11 q6: an empty job completes with S_OK (UNVERIFIED)
-        Ok(if is_download && !unfinished.is_empty() {
-            Hresult::BG_S_PARTIAL_COMPLETE
-        } else {
-            Hresult::S_OK
-        })
+        Ok(Hresult::S_OK)
+    }
+
+    /// Renames finished downloads to their local names (marks them Completed).
+    fn rename(&mut self, id: JobId, files: Vec<(usize, String)>) {
+        for (i, _) in &files {
+            self.job_mut(id).files[*i].completed = true;
+        }
+        if !files.is_empty() {
+            self.record(TraceKind::FilesRenamed {
+                job: id,
+                files: files.iter().map(|(i, _)| *i).collect(),
+            });
+        }
+        self.effects.push_back(Effect::RenameFiles {
+            job: id,
+            files,
+            reply: None,
+        });
     }
 
     // ----- setters -------------------------------------------------------------
@@ -488,6 +548,8 @@ impl Service {
             let job = self.job_mut(id);
             job.owner = user;
             job.cmdline = None;
+            // ref: SetCredentials: "Calling … TakeOwnership removes the credentials"
+            job.credentials.clear();
             self.touched(id);
         });
         let name = self.user_name(user).to_string();
@@ -605,6 +667,30 @@ impl Service {
         self.traced(Some(id), || format!("SetReplyFileName({path:?})"), result)
     }
 
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS): the network
+    /// cost states the job may transfer on; takes effect at once (ref: policy.rs).
+    pub fn set_cost_flags(&mut self, now: Time, id: JobId, flags: u32) -> ApiResult<()> {
+        self.advance(now);
+        let result = self.guard(id, Method::SetCostFlags).map(|_| ());
+        let result = result.map(|_| {
+            self.job_mut(id).cost_flags = flags;
+            self.touched(id);
+            self.reevaluate_job_policy(id);
+        });
+        let result = self.traced(Some(id), || format!("SetCostFlags(0x{flags:X})"), result);
+        self.schedule();
+        result
+    }
+
+    /// GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    pub fn cost_flags(&self, id: JobId) -> ApiResult<u32> {
+        let job = self.find(id)?;
+        if self.profile.unsupported.contains(&Method::SetCostFlags) {
+            return Err(self.profile.codes.not_implemented);
+        }
+        Ok(job.cost_flags)
+    }
+
     // ----- getters (never traced) ------------------------------------------------
 
     /// GetState: S_OK in every state, final ones included (ref: bits-spec §1.1 [TEST]).
@@ -692,6 +778,16 @@ impl Service {
 
     pub fn notify_cmdline(&self, id: JobId) -> ApiResult<Option<(String, String)>> {
         Ok(self.find(id)?.cmdline.clone())
+    }
+
+    /// GetNotifyCmdLine as the API answers it: the flavor must have the method
+    /// (DO: no IBackgroundCopyJob2 command line, ref: bits-spec §8.1).
+    pub fn notify_cmdline_checked(&self, id: JobId) -> ApiResult<Option<(String, String)>> {
+        let job = self.find(id)?;
+        if !self.profile.supports_cmdline {
+            return Err(self.profile.codes.not_implemented);
+        }
+        Ok(job.cmdline.clone())
     }
 
     pub fn minimum_retry_delay(&self, id: JobId) -> ApiResult<u32> {
@@ -818,6 +914,13 @@ impl Service {
             GetNoProgressTimeout { job } => val(self.no_progress_timeout(*job), ApiValue::Count),
             GetReplyProgress { job } => val(self.reply_progress(*job), ApiValue::ReplyProgress),
             GetReplyData { job } => val(self.reply_data_len(*job), ApiValue::Bytes),
+            GetNotifyInterface { job } => val(self.notify_interface(*job), ApiValue::Callback),
+            GetNotifyCmdLine { job } => val(self.notify_cmdline_checked(*job), ApiValue::CmdLine),
+            GetOwner { job } => val(self.owner(*job), ApiValue::User),
+            SetCostFlags { job, flags } => unit(self.set_cost_flags(now, *job, *flags)),
+            SetCredentials { job, credential } => unit(self.set_credentials(now, *job, credential.clone())),
+            RemoveCredentials { job, target, scheme } => code(self.remove_credentials(now, *job, *target, *scheme)),
+            GetCostFlags { job } => val(self.cost_flags(*job), ApiValue::Count),
         }
     }
 }
@@ -969,6 +1072,38 @@ pub enum ApiCall {
     GetReplyData {
         job: JobId,
     },
+    /// IBackgroundCopyJob::GetNotifyInterface.
+    GetNotifyInterface {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob2::GetNotifyCmdLine.
+    GetNotifyCmdLine {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob::GetOwner.
+    GetOwner {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    SetCostFlags {
+        job: JobId,
+        flags: u32,
+    },
+    /// IBackgroundCopyJob5::GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    GetCostFlags {
+        job: JobId,
+    },
+    /// IBackgroundCopyJob2::SetCredentials.
+    SetCredentials {
+        job: JobId,
+        credential: crate::credentials::Credential,
+    },
+    /// IBackgroundCopyJob2::RemoveCredentials.
+    RemoveCredentials {
+        job: JobId,
+        target: crate::credentials::AuthTarget,
+        scheme: crate::credentials::AuthScheme,
+    },
 }
 
 /// What a call returned: its HRESULT and, on success, a value.
@@ -1012,4 +1147,10 @@ pub enum ApiValue {
     Priority(JobPriority),
     ReplyProgress(ReplyProgress),
     Bytes(u64),
+    /// GetNotifyInterface: the registered callback, `None` for NULL.
+    Callback(Option<Callback>),
+    /// GetNotifyCmdLine: (program, parameters), `None` when no command line is set.
+    CmdLine(Option<(String, String)>),
+    /// GetOwner: the owning user.
+    User(UserId),
 }

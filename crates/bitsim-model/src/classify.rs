@@ -82,6 +82,22 @@ pub enum ProtocolFailure {
     ProtocolMismatch,
 }
 
+/// A failure reading a remote name that is a local, UNC or `file://` path (an SMB
+/// source, ref: BG_FILE_INFO "RemoteName": HTTP, HTTPS or SMB; bits-spec §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFailure {
+    /// The file does not exist: ERROR_FILE_NOT_FOUND.
+    NotFound,
+    /// Its directory does not exist: ERROR_PATH_NOT_FOUND.
+    PathNotFound,
+    /// Another process holds it without sharing: ERROR_SHARING_VIOLATION.
+    Busy,
+    /// No read access (the simulator also answers this for any path outside the run's
+    /// directory, which it never reads): E_ACCESSDENIED.
+    AccessDenied,
+}
+
 /// What went wrong in a transfer, as the driver observed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +108,8 @@ pub enum TransferFailure {
     },
     Network(NetworkFailure),
     Protocol(ProtocolFailure),
+    /// Reading a local / UNC / file:// source failed.
+    Source(SourceFailure),
     /// A pre-classified error (for drivers that observe the real service).
     Classified(Classified),
 }
@@ -205,6 +223,22 @@ pub fn classify(profile: &crate::Profile, failure: TransferFailure) -> Classifie
                 hresult,
                 context: ErrorContext::GeneralTransport,
                 disposition: Transient,
+            }
+        }
+        // ref: bits-spec §7.3 (SMB sources); Win32 errors as HRESULT_FROM_WIN32 with the
+        // remote-file context. Fatal except a sharing violation, which another process
+        // ends (UNVERIFIED: a Windows run settles it, decisions-fidelity.md).
+        TransferFailure::Source(s) => {
+            let (hresult, disposition) = match s {
+                SourceFailure::NotFound => (Hresult::HRESULT_FILE_NOT_FOUND, Fatal),
+                SourceFailure::PathNotFound => (Hresult::HRESULT_PATH_NOT_FOUND, Fatal),
+                SourceFailure::Busy => (Hresult::HRESULT_SHARING_VIOLATION, Transient),
+                SourceFailure::AccessDenied => (Hresult::E_ACCESSDENIED, Fatal),
+            };
+            Classified {
+                hresult,
+                context: ErrorContext::RemoteFile,
+                disposition,
             }
         }
         TransferFailure::Protocol(p) => {

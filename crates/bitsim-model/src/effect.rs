@@ -42,6 +42,8 @@ pub struct TransferStart {
     pub offset: u64,
     /// The file's size as far as the model knows it, to detect changes on the server.
     pub known_size: Option<u64>,
+    /// Credentials to answer a 401 / 407 challenge with (ref: SetCredentials).
+    pub credentials: Vec<crate::credentials::Credential>,
 }
 
 /// Something the driver must do.
@@ -67,6 +69,15 @@ pub enum Effect {
         job: JobId,
         files: Vec<(usize, String)>,
         reply: Option<String>,
+    },
+    /// Cancel of an upload: send Cancel-Session for the job's upload session, so the
+    /// server drops the partial upload (or, for an upload-reply job whose upload
+    /// landed, only the reply). Answer with `cancel_session_result`.
+    CancelUploadSession {
+        job: JobId,
+        remote_name: String,
+        /// 1 for the first try, 2 for the first retry, …
+        attempt: u32,
     },
     /// Cancel / Complete / timeout: delete these files' temporary files.
     DeleteTempFiles {

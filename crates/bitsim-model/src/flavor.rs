@@ -62,6 +62,8 @@ pub struct Codes {
     pub not_implemented: Hresult,
     /// The job error while the network is gone.
     pub network_disconnected: Hresult,
+    /// The job error while its cost flags exclude the network (ref: policy.rs).
+    pub blocked_by_cost: Hresult,
 }
 
 /// How callback return values are judged.
@@ -78,6 +80,29 @@ impl SuccessRule {
         match self {
             SuccessRule::ExactlySOk => hr == Hresult::S_OK,
             SuccessRule::AnySuccess => hr.is_success(),
+        }
+    }
+}
+
+/// Which callback return values hand a JobTransferred / JobError event to the notify
+/// command line instead of a later re-delivery to the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdLineFallback {
+    /// Only a failure code (FAILED(hr), e.g. E_FAIL) runs the command line; a success
+    /// code other than S_OK (S_FALSE) does not ("Registering to Execute a Program":
+    /// "BITS will not execute the program if … the notification method … returns a
+    /// success code").
+    OnFailureCode,
+    /// Every return the re-delivery rule does not accept runs the command line.
+    OnAnyNotAccepted,
+}
+
+impl CmdLineFallback {
+    /// Whether the callback's `hr` (already not accepted) runs the command line.
+    pub fn runs_for(self, hr: Hresult) -> bool {
+        match self {
+            CmdLineFallback::OnFailureCode => hr.is_failure(),
+            CmdLineFallback::OnAnyNotAccepted => true,
         }
     }
 }
@@ -149,6 +174,11 @@ pub struct Profile {
     pub job_callback_success: SuccessRule,
     /// FileTransferred re-delivery stops on this.
     pub file_callback_success: SuccessRule,
+    /// Which unaccepted callback returns run the notify command line (ref:
+    /// "Registering to Execute a Program": success codes never do; E_FAIL does).
+    /// A success code other than S_OK is re-delivered to the callback instead
+    /// (ref: IBackgroundCopyCallback::JobError "continues to call … until S_OK").
+    pub cmdline_fallback: CmdLineFallback,
     /// The "arbitrary interval" between callback re-deliveries, drawn from this range
     /// with the seeded RNG (UNVERIFIED, ref: bits-spec §4.3, §11 q9).
     pub callback_retry_interval: (Span, Span),
@@ -158,6 +188,26 @@ pub struct Profile {
     /// (UNVERIFIED, ref: bits-spec §3.2, §11 q3).
     pub no_progress_runs_while_disconnected: bool,
     pub limits: Limits,
+    /// What AddFile returns when the job's owner is an ordinary user without an
+    /// interactive logon (RunAs, scheduled task, WinRM): HRESULT_FROM_WIN32(
+    /// ERROR_NOT_LOGGED_ON) as widely reported (DFIR-ORC #34: "Failed to add file";
+    /// the job itself is created). `None`: AddFile succeeds and the job waits.
+    pub not_logged_on_add_file: Option<Hresult>,
+    /// Whether a notify command line runs for a job owned by a service account
+    /// (ref: SetNotifyCmdLine: "If the BITS job is in a service account context … no
+    /// form of command line callback will be executed").
+    pub service_accounts_run_cmdline: bool,
+    /// BITS_JOB_PROPERTY_ID_COST_FLAGS of a new job (UNVERIFIED: Windows takes it from
+    /// the "default download behavior on costed networks" policy; STANDARD assumed).
+    pub default_cost_flags: u32,
+    /// Battery saver blocks background jobs only (UNVERIFIED).
+    pub battery_saver_spares_foreground: bool,
+    /// How long Cancel keeps re-sending Cancel-Session to an unreachable server: 24 h,
+    /// or the job's NoProgressTimeout when shorter (ref: IBackgroundCopyJob::Cancel).
+    pub cancel_session_retry_for: Span,
+    /// The interval between Cancel-Session tries ("periodically", UNVERIFIED);
+    /// `None`: the job's MinimumRetryDelay.
+    pub cancel_session_retry_every: Option<Span>,
     /// Methods this flavor does not implement; they return `codes.not_implemented`
     /// (DO: undocumented members, UNVERIFIED code, ref: bits-spec §8.1).
     pub unsupported: &'static [Method],
@@ -196,6 +246,7 @@ impl Profile {
                 file_not_available: Hresult::BG_E_FILE_NOT_AVAILABLE,
                 not_implemented: Hresult::E_NOTIMPL,
                 network_disconnected: Hresult::BG_E_NETWORK_DISCONNECTED,
+                blocked_by_cost: Hresult::BG_E_BLOCKED_BY_COST_TRANSFER_POLICY,
             },
             default_min_retry_delay: Span::from_secs(600),
             retry_delay: RetryDelay::JobSetting,
@@ -209,10 +260,17 @@ impl Profile {
             honours_disable: true,
             job_callback_success: SuccessRule::ExactlySOk,
             file_callback_success: SuccessRule::AnySuccess,
+            cmdline_fallback: CmdLineFallback::OnFailureCode,
             callback_retry_interval: (Span::from_secs(30), Span::from_secs(90)),
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
+            not_logged_on_add_file: Some(Hresult::HRESULT_NOT_LOGGED_ON),
+            default_cost_flags: crate::policy::transfer_policy::STANDARD,
+            battery_saver_spares_foreground: true,
+            service_accounts_run_cmdline: false,
+            cancel_session_retry_for: Span::from_secs(86_400),
+            cancel_session_retry_every: None,
             unsupported: &[],
         }
     }
@@ -236,12 +294,17 @@ impl Profile {
                 file_not_available: Hresult::DO_E_FILE_NOT_AVAILABLE,
                 not_implemented: Hresult::E_NOTIMPL,
                 network_disconnected: Hresult::DO_E_BLOCKED_BY_NO_NETWORK,
+                // ref: Delivery Optimization return values: DO_E_BLOCKED_BY_COST_TRANSFER_POLICY
+                blocked_by_cost: Hresult::DO_E_BLOCKED_BY_COST_TRANSFER_POLICY,
             },
             default_min_retry_delay: Span::from_secs(600),
             // "retried per DO's internal policy (no MinimumRetryDelay)": interval UNVERIFIED.
             retry_delay: RetryDelay::Fixed(Span::from_secs(60)),
             default_no_progress_timeout: (Span::from_secs(3_600), Span::from_secs(86_400)),
-            no_progress_error: NoProgressError::KeepLast,
+            // ref: Delivery Optimization return values: DO_E_DOWNLOAD_NO_PROGRESS "Download of a
+            // file saw no progress within the defined period" (what Windows Update reports);
+            // do-client's tests end a 404 after a bounded number of retry intervals.
+            no_progress_error: NoProgressError::Code(Hresult::DO_E_DOWNLOAD_NO_PROGRESS),
             default_max_download_time: Span::from_secs(7_776_000),
             inactivity_timeout: None,
             retention: Some(Span::from_days(30)),
@@ -250,10 +313,18 @@ impl Profile {
             honours_disable: true,
             job_callback_success: SuccessRule::ExactlySOk,
             file_callback_success: SuccessRule::AnySuccess,
+            cmdline_fallback: CmdLineFallback::OnFailureCode,
             callback_retry_interval: (Span::from_secs(30), Span::from_secs(90)),
             max_notifications_in_flight_per_user: 4,
             no_progress_runs_while_disconnected: true,
             limits: BITS_LIMITS,
+            // DO has no uploads (ref: bits-spec §8.1): never used.
+            not_logged_on_add_file: Some(Hresult::HRESULT_NOT_LOGGED_ON),
+            default_cost_flags: crate::policy::transfer_policy::STANDARD,
+            battery_saver_spares_foreground: true,
+            service_accounts_run_cmdline: false,
+            cancel_session_retry_for: Span::from_secs(86_400),
+            cancel_session_retry_every: None,
             unsupported: &[
                 Method::SetDisplayName,
                 Method::SetDescription,

@@ -38,6 +38,8 @@ hresults! {
     HRESULT_PATH_NOT_FOUND = 0x8007_0003;
     /// HRESULT_FROM_WIN32(ERROR_NOT_LOGGED_ON): no interactive logon (ref: bits-http §2.4).
     HRESULT_NOT_LOGGED_ON = 0x8007_04DD;
+    /// HRESULT_FROM_WIN32(ERROR_SHARING_VIOLATION): the file is open elsewhere.
+    HRESULT_SHARING_VIOLATION = 0x8007_0020;
     // WinHTTP failures as HRESULT_FROM_WIN32 (ref: bits-http §2.4).
     WINHTTP_TIMEOUT = 0x8007_2EE2;
     WINHTTP_NAME_NOT_RESOLVED = 0x8007_2EE7;

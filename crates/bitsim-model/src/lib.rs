@@ -55,27 +55,33 @@
 
 mod api;
 mod classify;
+mod credentials;
 mod effect;
 mod flavor;
 mod hresult;
 mod notify;
+mod policy;
 mod rng;
 mod rules;
 mod service;
 mod trace;
 mod types;
+mod upload_cancel;
 
 pub use api::{ApiCall, ApiReply, ApiResult, ApiValue};
 pub use classify::{
     classify, http_disposition, report_context, Classified, ContextPolicy, Disposition, HttpRule, NetworkFailure,
-    NoProgressError, ProtocolFailure, RequestPhase, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,
+    NoProgressError, ProtocolFailure, RequestPhase, SourceFailure, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,
 };
+pub use credentials::{AuthScheme, AuthTarget, Credential};
 pub use effect::{Effect, TransferId, TransferStart, TransferWhat};
-pub use flavor::{Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};
+pub use flavor::{CmdLineFallback, Codes, Flavor, Limits, Profile, RetryDelay, SuccessRule};
 pub use hresult::Hresult;
 pub use notify::{DeliveryPhase, Notification, NotificationId, NotificationKind};
+pub use policy::{cost_state, transfer_policy};
 pub use rng::Rng;
 pub use rules::{method_rule, next_state, Allowed, Method, MethodRule, Transition, Trigger, METHOD_RULES, TRANSITIONS};
-pub use service::{EnvEvent, JobError, Service, TransferEvent};
+pub use service::{EnvEvent, FileLock, JobError, Service, TransferEvent};
 pub use trace::{render, TraceEvent, TraceKind};
 pub use types::*;
+pub use upload_cancel::CancelWhat;

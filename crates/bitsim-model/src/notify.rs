@@ -242,7 +242,7 @@ impl Service {
             };
             let ch = &job.channels.final_;
             if !disabled && flags.0 & flag.0 != 0 && ch.phase == Phase::Idle && !files_owed {
-                let cmdline = self.profile.supports_cmdline && job.cmdline.is_some();
+                let cmdline = self.cmdline_runs_for(id);
                 // Once the callback failed, the command line handles the event; if the
                 // command line has since been removed, the callback is the only way left.
                 if callback.is_some() && (!ch.via_cmdline || !cmdline) {
@@ -333,6 +333,17 @@ impl Service {
         }
     }
 
+    /// Whether the job's notify command line can run at all: the flavor has it, one is
+    /// set, and the owner is not a service account (ref: SetNotifyCmdLine: "no form of
+    /// command line callback" in a service account context).
+    pub(crate) fn cmdline_runs_for(&self, id: JobId) -> bool {
+        let job = self.job(id);
+        let service = self.user_kind(job.owner).is_service_account();
+        self.profile.supports_cmdline
+            && job.cmdline.is_some()
+            && (!service || self.profile.service_accounts_run_cmdline)
+    }
+
     fn run_cmdline(&mut self, id: JobId) {
         let Some((program, parameters)) = self.job(id).cmdline.clone() else {
             return;
@@ -389,7 +400,9 @@ impl Service {
             Channel::File => self.profile.file_callback_success.accepts(hr),
             Channel::Modification => true, // never retried (ref: bits-spec §4.3)
         };
-        let cmdline = self.profile.supports_cmdline && self.job(job_id).cmdline.is_some();
+        // ref: "Registering to Execute a Program": only a failure code hands the event
+        // to the command line; a success code (S_FALSE) is re-delivered to the callback.
+        let cmdline = self.cmdline_runs_for(job_id) && self.profile.cmdline_fallback.runs_for(hr);
         let delay = {
             let (lo, hi) = self.profile.callback_retry_interval;
             crate::types::Span(self.rng.between(lo.0, hi.0))

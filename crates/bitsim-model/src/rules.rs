@@ -39,6 +39,10 @@ pub enum Trigger {
     InactivityTimeout,
     /// DO's 30-day retention.
     RetentionExpired,
+    /// The network's cost, battery saver or bandwidth policy forbids the transfer.
+    BlockedByPolicy,
+    /// The condition that blocked the job cleared.
+    PolicyAllows,
 }
 
 impl fmt::Display for Trigger {
@@ -151,6 +155,18 @@ pub const TRANSITIONS: &[Transition] = &[
         "bits-spec §1.3 (queue survives a restart, PS-03)"
     ),
     row!(&[TransientError], RetryDelayElapsed, Queued, "bits-spec §1.3, §3.1"),
+    row!(
+        &[Queued, Connecting, Transferring],
+        BlockedByPolicy,
+        TransientError,
+        "BITS_JOB_TRANSFER_POLICY; BG_E_BLOCKED_BY_* (Microsoft Learn)"
+    ),
+    row!(
+        &[TransientError],
+        PolicyAllows,
+        Queued,
+        "Control a BITS download over an expensive connection (Microsoft Learn)"
+    ),
     row!(&[TransientError], NoProgressTimeout, Error, "bits-spec §1.3, §3.2"),
     row!(ACTIVE, MaxDownloadTime, Error, "bits-spec §1.3, §3.3"),
     row!(NON_FINAL, Suspend, Suspended, "bits-spec §1.3 [LC]"),
@@ -201,6 +217,10 @@ pub enum Method {
     GetErrorCount,
     GetReplyProgress,
     GetReplyFileName,
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
+    SetCostFlags,
+    /// IBackgroundCopyJob2::SetCredentials / RemoveCredentials.
+    SetCredentials,
 }
 
 /// Which states a method is allowed in.
@@ -268,6 +288,16 @@ pub const METHOD_RULES: &[MethodRule] = &[
     mrow!(SetMaximumDownloadTime, Allowed::NonFinal, "bits-spec §3.3"),
     mrow!(SetReplyFileName, Allowed::NonFinal, "bits-spec §1.4, §6.3"),
     mrow!(TakeOwnership, Allowed::NonFinal, "bits-spec §1.4"),
+    mrow!(
+        SetCredentials,
+        Allowed::NonFinal,
+        "IBackgroundCopyJob2::SetCredentials (Microsoft Learn): BG_E_INVALID_STATE in a final state"
+    ),
+    mrow!(
+        SetCostFlags,
+        Allowed::NonFinal,
+        "IBackgroundCopyJob5::SetProperty (Microsoft Learn): BG_E_INVALID_STATE in a final state"
+    ),
     // GetError fails with error_information_unavailable, not invalid_state.
     mrow!(
         GetError,

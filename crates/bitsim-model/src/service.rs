@@ -66,6 +66,8 @@ pub(crate) struct Deadlines {
     pub inactivity: Option<Time>,
     pub retention: Option<Time>,
     pub slice: Option<Time>,
+    /// The next Cancel-Session try of a cancelled upload.
+    pub cancel_session: Option<Time>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,16 @@ pub(crate) struct Job {
     pub last_activity: Time,
     pub deadlines: Deadlines,
     pub channels: Channels,
+    /// SetCredentials, one per (target, scheme) (ref: credentials.rs).
+    pub credentials: Vec<crate::credentials::Credential>,
+    /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network cost states the job may use.
+    pub cost_flags: u32,
+    /// The job waits in TRANSIENT_ERROR for a policy condition (ref: policy.rs).
+    pub blocked_by_policy: bool,
+    /// An upload transfer has started: the server may hold a session for it.
+    pub upload_session_opened: bool,
+    /// A Cancel-Session still to be delivered after Cancel.
+    pub cancel_session: Option<crate::upload_cancel::PendingCancel>,
 }
 
 impl Job {
@@ -135,6 +147,7 @@ pub(crate) struct User {
     pub name: String,
     /// Administrators are exempt from the job and file limits (ref: bits-spec §9).
     pub admin: bool,
+    pub kind: OwnerKind,
     pub logged_on: bool,
     /// Notifications delivered and not yet returned (at most the profile's limit).
     pub in_flight: usize,
@@ -154,6 +167,7 @@ pub(crate) enum TimerKind {
     Slice,
     FinalNotify,
     FileNotify,
+    CancelSession,
 }
 
 /// Environment events (ref: bits-spec §1.3 [UNC], §4.2).
@@ -167,6 +181,45 @@ pub enum EnvEvent {
     /// The service process restarts: callback registrations are dropped, the queue
     /// survives, transfers resume from their byte offset.
     ServiceRestart,
+    /// The current network's cost changed (one `BITS_COST_STATE_*` bit).
+    NetworkCost(u32),
+    /// Battery saver turned on or off.
+    BatterySaver(bool),
+    /// The bandwidth group policy for background transfers: `Some(0)` blocks them;
+    /// other values only throttle (not modelled); `None` removes the limit.
+    BackgroundBandwidth(Option<u64>),
+    /// Another process holds a local file open (`busy`) or it is read-only: renaming
+    /// onto it (`temporary: false`, the destination) or deleting it (`temporary: true`,
+    /// the job file's temporary copy) fails until it is released.
+    LocalFileLocked {
+        path: String,
+        temporary: bool,
+        lock: FileLock,
+    },
+    LocalFileReleased {
+        path: String,
+        temporary: bool,
+    },
+}
+
+/// Why a local file cannot be replaced or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileLock {
+    /// Open in another process without sharing: ERROR_SHARING_VIOLATION.
+    Busy,
+    /// Read-only (or no write access): E_ACCESSDENIED.
+    ReadOnly,
+}
+
+impl FileLock {
+    /// The error a rename or delete of a file locked this way gives.
+    pub fn hresult(self) -> Hresult {
+        match self {
+            FileLock::Busy => Hresult::HRESULT_SHARING_VIOLATION,
+            FileLock::ReadOnly => Hresult::E_ACCESSDENIED,
+        }
+    }
 }
 
 /// What a driver observed about a transfer it runs.
@@ -231,6 +284,10 @@ pub struct Service {
     pub(crate) next_id: u64,
     /// Jobs not in a final state, machine-wide (the MaxJobsPerMachine count).
     pub(crate) live_jobs: usize,
+    /// Network cost, battery saver, bandwidth policy (ref: policy.rs).
+    pub(crate) conditions: crate::policy::Conditions,
+    /// Local files another process holds or that are read-only: (path, temporary).
+    pub(crate) locked_files: std::collections::BTreeMap<(String, bool), FileLock>,
 }
 
 impl Service {
@@ -259,6 +316,8 @@ impl Service {
             transfers: HashMap::new(),
             next_id: 1,
             live_jobs: 0,
+            locked_files: Default::default(),
+            conditions: Default::default(),
         }
     }
 
@@ -279,6 +338,7 @@ impl Service {
         self.users.push(User {
             name: name.to_string(),
             admin: false,
+            kind: OwnerKind::InteractiveUser,
             logged_on: true,
             in_flight: 0,
             live_jobs: 0,
@@ -292,6 +352,35 @@ impl Service {
         let id = self.add_user(name);
         self.users[id.0 as usize].admin = true;
         id
+    }
+
+    /// Sets a user's [`OwnerKind`]. Service accounts are always logged on; a
+    /// non-interactive user never is until an interactive logon (ref: "Users and
+    /// Network Connections": RunAs "is not an interactive logon"; "The LocalSystem,
+    /// LocalService, and NetworkService system accounts are always logged on").
+    pub fn set_user_kind(&mut self, user: UserId, kind: OwnerKind) {
+        let Some(u) = self.users.get_mut(user.0 as usize) else {
+            return;
+        };
+        u.kind = kind;
+        u.admin = kind == OwnerKind::Administrator;
+        u.logged_on = kind != OwnerKind::NonInteractiveUser;
+    }
+
+    /// A user's [`OwnerKind`].
+    pub fn user_kind(&self, user: UserId) -> OwnerKind {
+        self.users
+            .get(user.0 as usize)
+            .map_or(OwnerKind::InteractiveUser, |u| u.kind)
+    }
+
+    /// Exempt from MaxJobsPerUser / MaxJobsPerMachine / MaxFilesPerJob: administrators
+    /// and services (ref: "Creating a Job": "These limits do not apply to
+    /// administrators or services"; bits-spec §9).
+    pub(crate) fn exempt_from_limits(&self, user: UserId) -> bool {
+        self.users
+            .get(user.0 as usize)
+            .is_some_and(|u| u.admin || u.kind.is_service_account())
     }
 
     pub fn user_name(&self, user: UserId) -> &str {
@@ -385,6 +474,7 @@ impl Service {
             TimerKind::Slice => &mut j.deadlines.slice,
             TimerKind::FinalNotify => &mut j.channels.final_.retry_at,
             TimerKind::FileNotify => &mut j.channels.file.retry_at,
+            TimerKind::CancelSession => &mut j.deadlines.cancel_session,
         }
     }
 
@@ -394,6 +484,11 @@ impl Service {
 
     fn fire_timer(&mut self, at: Time, id: JobId, kind: TimerKind) {
         self.disarm(id, kind);
+        if kind == TimerKind::CancelSession {
+            // Outlives the job: a cancelled upload keeps telling the server.
+            self.send_cancel_session(id);
+            return;
+        }
         let state = self.job(id).state;
         if state.is_final() {
             return;
@@ -439,6 +534,7 @@ impl Service {
             TimerKind::Slice => self.slice_ended(id),
             TimerKind::FinalNotify => self.notify_retry_due(id, crate::notify::Channel::Final),
             TimerKind::FileNotify => self.notify_retry_due(id, crate::notify::Channel::File),
+            TimerKind::CancelSession => {} // handled above: it outlives the job
         }
     }
 
@@ -496,6 +592,7 @@ impl Service {
             }
             if to != JobState::TransientError {
                 job.waiting_for_network = false;
+                job.blocked_by_policy = false;
             }
         }
         if from == JobState::TransientError {
@@ -578,19 +675,34 @@ impl Service {
     fn end_job(&mut self, id: JobId, trigger: Trigger) {
         if self.transition(id, trigger) {
             let files: Vec<usize> = (0..self.job(id).files.len()).collect();
-            self.delete_temp_files(id, files);
+            let _ = self.delete_temp_files(id, files);
         }
     }
 
-    pub(crate) fn delete_temp_files(&mut self, id: JobId, files: Vec<usize>) {
+    /// Deletes the temporary copies of `files`; returns false when some could not be
+    /// deleted (locked: they stay, ref: IBackgroundCopyJob::Cancel / ::Complete
+    /// BG_S_UNABLE_TO_DELETE_FILES).
+    pub(crate) fn delete_temp_files(&mut self, id: JobId, files: Vec<usize>) -> bool {
+        let (files, stuck): (Vec<usize>, Vec<usize>) = files.into_iter().partition(|&n| {
+            let f = &self.job(id).files[n];
+            let has_temp = f.bytes_transferred > 0 || f.transferred;
+            !(has_temp && self.locked_files.contains_key(&(f.local_name.clone(), true)))
+        });
+        if !stuck.is_empty() {
+            self.record(TraceKind::FilesNotDeleted {
+                job: id,
+                files: stuck.clone(),
+            });
+        }
         if files.is_empty() {
-            return;
+            return stuck.is_empty();
         }
         self.record(TraceKind::FilesDeleted {
             job: id,
             files: files.clone(),
         });
         self.effects.push_back(Effect::DeleteTempFiles { job: id, files });
+        stuck.is_empty()
     }
 
     // ----- scheduling (ref: bits-spec §5.2) ---------------------------------------
@@ -600,6 +712,10 @@ impl Service {
     pub(crate) fn make_ready(&mut self, id: JobId) {
         if !self.network_up {
             self.network_lost_for(id);
+            return;
+        }
+        if let Some(hr) = self.policy_block(id) {
+            self.block_for_policy(id, hr);
             return;
         }
         let owner = self.job(id).owner;
@@ -684,6 +800,7 @@ impl Service {
                 local_name: job.reply.file_name.clone().unwrap_or_default(),
                 offset: job.reply.bytes_transferred,
                 known_size: job.reply.bytes_total,
+                credentials: self.transfer_credentials(id),
             }
         } else {
             let Some(n) = job.first_unfinished_file() else { return };
@@ -697,6 +814,7 @@ impl Service {
                 local_name: f.local_name.clone(),
                 offset: f.bytes_transferred,
                 known_size: f.bytes_total,
+                credentials: self.transfer_credentials(id),
             }
         };
         self.record(TraceKind::TransferStart {
@@ -704,6 +822,43 @@ impl Service {
             what: start.what.to_string(),
             offset: start.offset,
         });
+        // A local / file:// source another process holds: the read fails (ref: policy of
+        // lock_file, decisions-fidelity.md); the model decides without a transfer.
+        if let Some(lock) = self.source_lock(&start.remote_name) {
+            let failure = match lock {
+                FileLock::Busy => crate::classify::SourceFailure::Busy,
+                FileLock::ReadOnly => return self.begin_transfer(id, transfer, start),
+            };
+            self.on_failed(id, start.what, TransferFailure::Source(failure));
+            return;
+        }
+        self.begin_transfer(id, transfer, start);
+    }
+
+    /// The lock on a local source named by `remote` (a path or `file://` URL).
+    fn source_lock(&self, remote: &str) -> Option<FileLock> {
+        if self.locked_files.is_empty() {
+            return None;
+        }
+        let path = remote
+            .strip_prefix("file:///")
+            .map(|p| {
+                let drive = p.as_bytes().get(1) == Some(&b':');
+                if drive || p.starts_with('/') {
+                    p.to_string()
+                } else {
+                    format!("/{p}")
+                }
+            })
+            .or_else(|| remote.strip_prefix("file://").map(str::to_string))
+            .unwrap_or_else(|| remote.to_string());
+        self.locked_files.get(&(path, false)).copied()
+    }
+
+    fn begin_transfer(&mut self, id: JobId, transfer: TransferId, start: TransferStart) {
+        if job_type_is_upload_file(&start) {
+            self.job_mut(id).upload_session_opened = true;
+        }
         self.job_mut(id).transfer = Some(ActiveTransfer {
             id: transfer,
             what: start.what,
@@ -909,6 +1064,15 @@ impl Service {
             Disposition::Transient => npt == Span::ZERO || retry > npt || now.since(since) >= npt,
             Disposition::WaitForCondition => npt == Span::ZERO,
         };
+        // The no-progress period ran out during the retries: the flavor's no-progress
+        // error replaces the last one where it has its own (DO: DO_E_DOWNLOAD_NO_PROGRESS,
+        // ref: Delivery Optimization return values).
+        let out_of_time =
+            disposition == Disposition::Transient && npt > Span::ZERO && retry <= npt && now.since(since) >= npt;
+        let err = match (out_of_time, self.profile.no_progress_error) {
+            (true, NoProgressError::Code(hresult)) => JobError { hresult, ..err },
+            _ => err,
+        };
         {
             let job = self.job_mut(id);
             job.error = Some(err);
@@ -992,6 +1156,20 @@ impl Service {
             EnvEvent::LogOff(u) => format!("logoff user={}", self.user_name(*u)),
             EnvEvent::LogOn(u) => format!("logon user={}", self.user_name(*u)),
             EnvEvent::ServiceRestart => "service restart".to_string(),
+            EnvEvent::NetworkCost(c) => format!("network cost 0x{c:X}"),
+            EnvEvent::BatterySaver(on) => format!("battery saver {}", if *on { "on" } else { "off" }),
+            EnvEvent::BackgroundBandwidth(kbps) => match kbps {
+                Some(k) => format!("background bandwidth limit {k} kbps"),
+                None => "background bandwidth unlimited".to_string(),
+            },
+            EnvEvent::LocalFileLocked { path, temporary, lock } => {
+                let which = if *temporary { "temporary of " } else { "" };
+                format!("local file {which}{path} locked ({lock:?})")
+            }
+            EnvEvent::LocalFileReleased { path, temporary } => {
+                let which = if *temporary { "temporary of " } else { "" };
+                format!("local file {which}{path} released")
+            }
         };
         self.record(TraceKind::Env { what });
         match event {
@@ -1026,6 +1204,8 @@ impl Service {
                     self.transition(id, Trigger::NetworkRestored);
                 }
             }
+            // ref: "Users and Network Connections": service accounts are always logged on
+            EnvEvent::LogOff(user) if self.user_kind(user).is_service_account() => {}
             EnvEvent::LogOff(user) => {
                 if let Some(u) = self.users.get_mut(user.0 as usize) {
                     u.logged_on = false;
@@ -1055,6 +1235,24 @@ impl Service {
                 for id in hit {
                     self.make_ready(id);
                 }
+            }
+            EnvEvent::LocalFileLocked { path, temporary, lock } => {
+                self.locked_files.insert((path, temporary), lock);
+            }
+            EnvEvent::NetworkCost(cost) => {
+                self.conditions.network_cost = cost;
+                self.reevaluate_policy();
+            }
+            EnvEvent::BatterySaver(on) => {
+                self.conditions.battery_saver = on;
+                self.reevaluate_policy();
+            }
+            EnvEvent::BackgroundBandwidth(kbps) => {
+                self.conditions.background_bandwidth_zero = kbps == Some(0);
+                self.reevaluate_policy();
+            }
+            EnvEvent::LocalFileReleased { path, temporary } => {
+                self.locked_files.remove(&(path, temporary));
             }
             EnvEvent::ServiceRestart => {
                 // ref: bits-spec §4.2: registrations are not persisted; the queue is.
@@ -1101,4 +1299,9 @@ impl Service {
             }
         }
     }
+}
+
+/// An upload's own bytes (not its reply) go to a server upload session.
+fn job_type_is_upload_file(start: &TransferStart) -> bool {
+    start.job_type.is_upload() && matches!(start.what, TransferWhat::File(_))
 }

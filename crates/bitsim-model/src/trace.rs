@@ -107,6 +107,28 @@ pub enum TraceKind {
     Env {
         what: String,
     },
+    /// Temporary files that could not be deleted (locked).
+    FilesNotDeleted {
+        job: JobId,
+        files: Vec<usize>,
+    },
+    /// Files Complete could not rename onto their local names.
+    RenameFailed {
+        job: JobId,
+        files: Vec<usize>,
+        hresult: Hresult,
+    },
+    /// Cancel-Session sent for an upload (`what`: "upload" or "reply").
+    CancelSession {
+        job: JobId,
+        what: &'static str,
+        attempt: u32,
+    },
+    /// How a Cancel-Session ended: "server reached", "unreachable, retry at …", "gave up".
+    CancelSessionOutcome {
+        job: JobId,
+        outcome: String,
+    },
 }
 
 fn opt_size(v: Option<u64>) -> String {
@@ -200,6 +222,16 @@ impl fmt::Display for TraceKind {
             TraceKind::FilesRenamed { job, files } => write!(f, "files {job} renamed [{}]", list(files)),
             TraceKind::FilesDeleted { job, files } => write!(f, "files {job} deleted [{}]", list(files)),
             TraceKind::Env { what } => write!(f, "env {what}"),
+            TraceKind::FilesNotDeleted { job, files } => {
+                write!(f, "files {job} temporaries not deleted [{}] (locked)", list(files))
+            }
+            TraceKind::RenameFailed { job, files, hresult } => {
+                write!(f, "files {job} rename failed [{}] {hresult}", list(files))
+            }
+            TraceKind::CancelSession { job, what, attempt } => {
+                write!(f, "cancel-session {job} {what} #{attempt} sent")
+            }
+            TraceKind::CancelSessionOutcome { job, outcome } => write!(f, "cancel-session {job} {outcome}"),
         }
     }
 }

@@ -307,6 +307,62 @@ impl fmt::Debug for JobId {
 #[serde(transparent)]
 pub struct UserId(pub u32);
 
+/// Who a job's owner is, as far as BITS cares (ref: "Users and Network Connections",
+/// "Service Accounts and BITS", "Creating a Job" on Microsoft Learn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerKind {
+    /// An ordinary user with an interactive logon.
+    #[default]
+    InteractiveUser,
+    /// An administrator with an interactive logon: exempt from the job and file limits.
+    Administrator,
+    /// The service accounts: always logged on, exempt from the limits, never a
+    /// notify command line.
+    LocalSystem,
+    LocalService,
+    NetworkService,
+    /// An ordinary user without an interactive logon (RunAs, a scheduled task, a
+    /// WinRM session): BITS does not see them logged on.
+    NonInteractiveUser,
+}
+
+impl OwnerKind {
+    pub const ALL: [OwnerKind; 6] = [
+        OwnerKind::InteractiveUser,
+        OwnerKind::Administrator,
+        OwnerKind::LocalSystem,
+        OwnerKind::LocalService,
+        OwnerKind::NetworkService,
+        OwnerKind::NonInteractiveUser,
+    ];
+
+    /// The snake_case name used in scenario files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::InteractiveUser => "interactive_user",
+            OwnerKind::Administrator => "administrator",
+            OwnerKind::LocalSystem => "local_system",
+            OwnerKind::LocalService => "local_service",
+            OwnerKind::NetworkService => "network_service",
+            OwnerKind::NonInteractiveUser => "non_interactive_user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OwnerKind> {
+        Self::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// LocalSystem, LocalService, NetworkService: "always logged on" (ref: Users and
+    /// Network Connections).
+    pub const fn is_service_account(self) -> bool {
+        matches!(
+            self,
+            OwnerKind::LocalSystem | OwnerKind::LocalService | OwnerKind::NetworkService
+        )
+    }
+}
+
 /// An application callback object, identified by the driver that implements it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct Callback {

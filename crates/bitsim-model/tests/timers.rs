@@ -248,5 +248,6 @@ fn do_transient_errors_end_in_error_after_no_progress_timeout() {
         }
     }
     assert_eq!(h.now, Time::from_secs(3600));
-    assert_eq!(h.svc.error(j).unwrap().hresult, Hresult::http(404));
+    // ref: Delivery Optimization return values: DO_E_DOWNLOAD_NO_PROGRESS
+    assert_eq!(h.svc.error(j).unwrap().hresult, Hresult::DO_E_DOWNLOAD_NO_PROGRESS);
 }

@@ -4,7 +4,8 @@
 
 use crate::format::CallbackPolicy;
 use bitsim_model::{
-    ApiCall, ApiReply, Callback, EnvEvent, ErrorContext, Flavor, Hresult, JobId, NotificationKind, Time, UserId,
+    ApiCall, ApiReply, Callback, EnvEvent, ErrorContext, Flavor, Hresult, JobId, NotificationKind, OwnerKind, Time,
+    UserId,
 };
 use bitsim_server::{Plan, RequestLogEntry};
 use serde::Serialize;
@@ -46,6 +47,11 @@ pub trait Backend {
     /// Time since the run started (virtual on the simulator).
     fn now(&self) -> Time;
     fn add_user(&mut self, name: &str) -> Result<UserId, NotApplicable>;
+    /// Makes a user a service account, an administrator or a non-interactive logon.
+    fn set_user_kind(&mut self, user: UserId, kind: OwnerKind) -> Result<(), NotApplicable> {
+        let _ = user;
+        Err(NotApplicable(format!("cannot run jobs as a {} owner", kind.as_str())))
+    }
     /// Creates a callback object that answers by `policy`.
     fn define_callback(&mut self, name: &str, policy: &CallbackPolicy) -> Callback;
     /// The exit codes the job's notify command line will return, in order.
@@ -72,6 +78,17 @@ pub trait Backend {
     fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()>;
     /// The size of a file in the run's directory, if it exists.
     fn file_size(&self, name: &str) -> Option<u64>;
+    /// The size of a file the mock server committed from an upload, by URL path.
+    fn uploaded_size(&self, path: &str) -> Result<Option<u64>, NotApplicable> {
+        let _ = path;
+        Err(NotApplicable("the server's committed uploads are not visible".into()))
+    }
+    /// The SHA-256 of what the mock server sends for a generated route
+    /// (`/bytes/N`, `/redirect/k/bytes/N`, …); `None` for other paths.
+    fn route_digest(&self, path: &str) -> Result<Option<[u8; 32]>, NotApplicable> {
+        let _ = path;
+        Err(NotApplicable("the mock server's route contents are not visible".into()))
+    }
     /// Trace lines recorded since the last call.
     fn take_trace(&mut self) -> Vec<String>;
     /// The model's structured events since the last call (for the HTML report);

@@ -3,7 +3,7 @@
 //! callback policies and a list of steps.
 
 use bitsim_model::{
-    ErrorContext, Flavor, Hresult, JobPriority, JobState, JobType, NotificationKind, NotifyFlags, Span,
+    ErrorContext, Flavor, Hresult, JobPriority, JobState, JobType, NotificationKind, NotifyFlags, OwnerKind, Span,
 };
 use bitsim_server::Plan;
 use schemars::JsonSchema;
@@ -32,6 +32,11 @@ pub struct Scenario {
     /// Users; the first is the default owner. Default `["alice"]`.
     #[serde(default = "default_users")]
     pub users: Vec<String>,
+    /// Kinds of the users above, by name (default `interactive_user`):
+    /// `administrator`, `local_system`, `local_service`, `network_service`,
+    /// `non_interactive_user` (RunAs, a scheduled task, WinRM).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_kinds: BTreeMap<String, OwnerKindName>,
     /// The server's fault plan, inline. Default: the built-in routes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
@@ -217,7 +222,7 @@ pub enum Step {
         #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
         job_type: Option<TypeName>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// GetJob by alias, as `user`.
     GetJob {
@@ -225,7 +230,7 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// EnumJobs for `user`: the aliases expected, in creation order.
     EnumJobs {
@@ -240,67 +245,67 @@ pub enum Step {
         url: String,
         local: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// AddFileSet.
     AddFiles {
         job: String,
         files: Vec<FileSpec>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Resume {
         job: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Suspend {
         job: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Cancel {
         job: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     Complete {
         job: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetDisplayName {
         job: String,
         value: TextSpec,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetDescription {
         job: String,
         value: TextSpec,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// A BG_JOB_PRIORITY name, or a number (invalid ones give E_NOTIMPL).
     SetPriority {
         job: String,
         value: PrioritySpec,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// `"JOB_TRANSFERRED|JOB_ERROR"` or a number.
     SetNotifyFlags {
         job: String,
         value: FlagsSpec,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// Register a callback from `callbacks`, or `null` to remove it.
     SetNotifyInterface {
         job: String,
         callback: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// Register the notify command line; `exit_codes` are its successive exit codes
     /// (the last repeats; default `[0]`).
@@ -312,38 +317,38 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         exit_codes: Vec<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetMinimumRetryDelay {
         job: String,
         seconds: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetNoProgressTimeout {
         job: String,
         seconds: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetMaximumDownloadTime {
         job: String,
         seconds: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     SetReplyFileName {
         job: String,
         local: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// IBackgroundCopyJob::TakeOwnership: `user` becomes the owner.
     TakeOwnership {
         job: String,
         user: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        expect: Option<Hr>,
+        expect: Option<ExpectHr>,
     },
     /// Let time pass until the job is in one of `states`; fail after `within`.
     Wait {
@@ -375,6 +380,66 @@ pub enum Step {
     },
     /// Restart the service: callback registrations are dropped, the queue survives.
     ServiceRestart {},
+    /// Another process holds the local file `name` open (`"busy"`) or it is read-only
+    /// (`"read_only"`); with `temporary`, the lock is on the temporary copy BITS
+    /// downloads `name` into. Complete / Cancel then cannot rename onto or delete it.
+    LockFile {
+        name: String,
+        how: LockHow,
+        #[serde(default)]
+        temporary: bool,
+    },
+    /// The current network's cost (a BITS_COST_STATE name: `unrestricted`,
+    /// `capped_usage_unknown`, `below_cap`, `near_cap`, `overcap_charged`,
+    /// `overcap_throttled`, `usage_based`, `roaming`).
+    NetworkCost {
+        cost: CostStateName,
+    },
+    /// Battery saver on or off.
+    BatterySaver {
+        on: bool,
+    },
+    /// The Group Policy limit on background transfers' bandwidth in kbps; 0 blocks
+    /// them, `null` removes the limit.
+    BackgroundBandwidth {
+        kbps: Option<u64>,
+    },
+    /// IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS): a
+    /// BITS_JOB_TRANSFER_POLICY name (`STANDARD`, `ALWAYS`, …) or a number.
+    SetCostFlags {
+        job: String,
+        value: CostFlagsSpec,
+        #[serde(default)]
+        expect: Option<ExpectHr>,
+    },
+    /// IBackgroundCopyJob2::SetCredentials: `target` `server` / `proxy`, `scheme`
+    /// `basic` / `digest` / `ntlm` / `negotiate` / `passport`; `user` and `password`
+    /// `null` (or absent) for implicit NTLM / Negotiate credentials.
+    SetCredentials {
+        job: String,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        #[serde(default)]
+        user: Option<TextSpec>,
+        #[serde(default)]
+        password: Option<TextSpec>,
+        #[serde(default)]
+        expect: Option<ExpectHr>,
+    },
+    /// IBackgroundCopyJob2::RemoveCredentials (S_FALSE when none were set).
+    RemoveCredentials {
+        job: String,
+        target: AuthTarget,
+        scheme: AuthScheme,
+        #[serde(default)]
+        expect: Option<ExpectHr>,
+    },
+    /// Releases a `lock_file`.
+    UnlockFile {
+        name: String,
+        #[serde(default)]
+        temporary: bool,
+    },
     /// Replace the server's plan.
     SetPlan {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,6 +498,15 @@ pub enum Step {
         packet: Option<String>,
         count: usize,
     },
+    /// A file the mock server committed from an upload, by its URL path (simulator
+    /// only): present (with `size`) or, with `"present": false`, absent.
+    ExpectUploaded {
+        path: String,
+        #[serde(default = "yes")]
+        present: bool,
+        #[serde(default)]
+        size: Option<ValueSpec>,
+    },
 }
 
 /// What `expect` compares; absent fields are not checked.
@@ -452,15 +526,32 @@ pub struct Expectation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorExpect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_count: Option<u32>,
+    pub error_count: Option<ValueSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<PrioritySpec>,
+    /// GetNotifyFlags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_flags: Option<FlagsSpec>,
+    /// GetNotifyInterface: the name of a callback from `callbacks`, or `null` for NULL.
+    #[serde(default, deserialize_with = "some_name")]
+    pub notify_interface: Option<Option<String>>,
+    /// GetNotifyCmdLine: `{"program": …, "parameters": …}`, `null` for none, or
+    /// `{"fails": HRESULT}` (e.g. DO's E_NOTIMPL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minimum_retry_delay: Option<u32>,
+    pub notify_cmdline: Option<CmdLineExpect>,
+    /// GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_progress_timeout: Option<u32>,
+    pub cost_flags: Option<CostFlagsSpec>,
+    /// GetOwner: the owning user's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// GetTimes, in whole seconds since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<TimesExpect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_retry_delay: Option<ValueSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_progress_timeout: Option<ValueSpec>,
     /// GetReplyProgress (`bytes_total` may be "unknown").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_progress: Option<ProgressExpect>,
@@ -473,13 +564,13 @@ pub struct Expectation {
 #[serde(deny_unknown_fields)]
 pub struct ProgressExpect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_total: Option<SizeSpec>,
+    pub bytes_total: Option<ValueSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_transferred: Option<u64>,
+    pub bytes_transferred: Option<ValueSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files_total: Option<u32>,
+    pub files_total: Option<ValueSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files_transferred: Option<u32>,
+    pub files_transferred: Option<ValueSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -487,10 +578,10 @@ pub struct ProgressExpect {
 pub struct FileProgressExpect {
     pub file: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_total: Option<SizeSpec>,
+    pub bytes_total: Option<ValueSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_transferred: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_transferred: Option<ValueSpec>,
+    #[serde(default)]
     pub completed: Option<bool>,
 }
 
@@ -505,6 +596,43 @@ pub struct ErrorExpect {
     pub file: Option<Option<usize>>,
 }
 
+fn some_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// What GetNotifyCmdLine returns.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CmdLineExpect {
+    /// The call fails with this code.
+    Fails { fails: ExpectHr },
+    /// The program and its parameters.
+    Set {
+        program: String,
+        #[serde(default)]
+        parameters: Option<String>,
+    },
+    /// `null`: no command line.
+    Unset(()),
+}
+
+/// GetTimes, in whole seconds since the run started (virtual on the simulator).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimesExpect {
+    #[serde(default)]
+    pub creation: Option<ValueSpec>,
+    #[serde(default)]
+    pub modification: Option<ValueSpec>,
+    /// `null`: not TRANSFERRED yet (zero on Windows).
+    #[serde(default, deserialize_with = "some_value")]
+    pub transfer_completion: Option<Option<ValueSpec>>,
+}
+
+fn some_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<ValueSpec>>, D::Error> {
+    Option::<ValueSpec>::deserialize(d).map(Some)
+}
+
 fn some_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
     Option::<usize>::deserialize(d).map(Some)
 }
@@ -513,7 +641,7 @@ fn some_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>,
 #[serde(untagged)]
 pub enum ReplyDataExpect {
     Length(u64),
-    Fails(Hr),
+    Fails(ExpectHr),
 }
 
 /// One expected delivery.
@@ -547,7 +675,43 @@ pub struct FileSpec {
 pub struct FileExpect {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
+    pub size: Option<ValueSpec>,
+    /// Its content is byte for byte what the mock server sends for this route
+    /// (`/bytes/4096`), compared by SHA-256 digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
+    /// Its content differs from what the mock server sends for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs_from: Option<String>,
+}
+
+/// `BG_AUTH_TARGET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthTarget {
+    Server,
+    Proxy,
+}
+
+/// `BG_AUTH_SCHEME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthScheme {
+    Basic,
+    Digest,
+    Ntlm,
+    Negotiate,
+    Passport,
+}
+
+/// How a local file is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LockHow {
+    /// Open in another process without sharing (ERROR_SHARING_VIOLATION).
+    Busy,
+    /// Read-only (E_ACCESSDENIED).
+    ReadOnly,
 }
 
 /// Text, or `{"repeat": "x", "times": 257}` for length-limit tests.
@@ -604,6 +768,22 @@ macro_rules! parsed_string {
 parsed_string!(
     /// An HRESULT: a name (`BG_E_INVALID_STATE`, `BG_E_HTTP_ERROR_403`) or hex `0x80200002`.
     Hr(Hresult), Hresult::parse, |h| h.name().unwrap_or_else(|| format!("0x{:08X}", h.0)), "HRESULT (name or 0x hex)"
+);
+parsed_string!(
+    /// A job owner's kind (`local_system`, `non_interactive_user`, …).
+    OwnerKindName(OwnerKind), OwnerKind::parse, |k| k.as_str().into(), "owner kind (interactive_user, administrator, local_system, local_service, network_service, non_interactive_user)"
+);
+parsed_string!(
+    /// A BITS_COST_STATE name (`roaming`).
+    CostStateName(u32), bitsim_model::cost_state::parse,
+    |v| bitsim_model::cost_state::NAMES.iter().find(|(_, x)| *x == v).map_or_else(|| format!("0x{v:x}"), |(n, _)| n.to_string()),
+    "network cost state (unrestricted, capped_usage_unknown, below_cap, near_cap, overcap_charged, overcap_throttled, usage_based, roaming)"
+);
+parsed_string!(
+    /// A BITS_JOB_TRANSFER_POLICY name (`STANDARD`) or a number (`0x800000ff`).
+    CostFlagsSpec(u32), bitsim_model::transfer_policy::parse,
+    |v| bitsim_model::transfer_policy::NAMES.iter().find(|(_, x)| *x == v).map_or_else(|| format!("0x{v:08x}"), |(n, _)| n.to_string()),
+    "transfer policy (ALWAYS, NOT_ROAMING, NO_SURCHARGE, STANDARD, UNRESTRICTED, or 0x hex)"
 );
 parsed_string!(
     /// A BG_JOB_STATE name (`TRANSIENT_ERROR`).
@@ -693,6 +873,171 @@ impl<'de> Deserialize<'de> for FlagsSpec {
                 .map(|f| FlagsSpec(f.0))
                 .ok_or_else(|| de::Error::custom(format!("unknown notify flags `{s}`"))),
             _ => Err(de::Error::custom("flags must be a string or a number")),
+        }
+    }
+}
+
+/// An expected HRESULT: a code (`BG_E_INVALID_STATE`, `0x80200002`), or
+/// `"any_failure"` / `"any_success"` for calls whose exact code is undocumented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "String")]
+pub enum ExpectHr {
+    Code(Hresult),
+    /// FAILED(hr): any failure code.
+    AnyFailure,
+    /// SUCCEEDED(hr): S_OK, S_FALSE, BG_S_* …
+    AnySuccess,
+}
+
+impl ExpectHr {
+    pub fn matches(self, hr: Hresult) -> bool {
+        match self {
+            ExpectHr::Code(c) => c == hr,
+            ExpectHr::AnyFailure => hr.is_failure(),
+            ExpectHr::AnySuccess => hr.is_success(),
+        }
+    }
+}
+
+impl fmt::Display for ExpectHr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectHr::Code(c) => write!(f, "{c}"),
+            ExpectHr::AnyFailure => f.write_str("any failure code"),
+            ExpectHr::AnySuccess => f.write_str("any success code"),
+        }
+    }
+}
+
+impl Serialize for ExpectHr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ExpectHr::Code(c) => Hr(*c).serialize(s),
+            ExpectHr::AnyFailure => s.serialize_str("any_failure"),
+            ExpectHr::AnySuccess => s.serialize_str("any_success"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpectHr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "any_failure" => Ok(ExpectHr::AnyFailure),
+            "any_success" => Ok(ExpectHr::AnySuccess),
+            _ => Hresult::parse(&s).map(ExpectHr::Code).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown HRESULT `{s}` (a name, 0x hex, \"any_failure\" or \"any_success\")"
+                ))
+            }),
+        }
+    }
+}
+
+/// An expected number: exactly `1024` (or `"unknown"` for BG_SIZE_UNKNOWN),
+/// anything but a value (`{"not": "unknown"}`), or an inclusive range
+/// (`{"min": 1, "max": 10}`, either bound optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "serde_json::Value")]
+pub enum ValueSpec {
+    Is(u64),
+    Not(u64),
+    Range { min: Option<u64>, max: Option<u64> },
+}
+
+impl ValueSpec {
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ValueSpec::Is(v) => actual == v,
+            ValueSpec::Not(v) => actual != v,
+            ValueSpec::Range { min, max } => min.is_none_or(|m| actual >= m) && max.is_none_or(|m| actual <= m),
+        }
+    }
+}
+
+fn show_value(v: u64) -> String {
+    if v == bitsim_model::BG_SIZE_UNKNOWN {
+        "unknown".into()
+    } else {
+        v.to_string()
+    }
+}
+
+impl fmt::Display for ValueSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ValueSpec::Is(v) => f.write_str(&show_value(v)),
+            ValueSpec::Not(v) => write!(f, "not {}", show_value(v)),
+            ValueSpec::Range { min, max } => write!(
+                f,
+                "{}..={}",
+                min.map_or(String::new(), show_value),
+                max.map_or(String::new(), show_value)
+            ),
+        }
+    }
+}
+
+/// The JSON form of a value (`"unknown"` for BG_SIZE_UNKNOWN).
+fn value_json(v: u64) -> serde_json::Value {
+    if v == bitsim_model::BG_SIZE_UNKNOWN {
+        serde_json::Value::from("unknown")
+    } else {
+        serde_json::Value::from(v)
+    }
+}
+
+impl Serialize for ValueSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let json = match *self {
+            ValueSpec::Is(v) => value_json(v),
+            ValueSpec::Not(v) => serde_json::json!({ "not": value_json(v) }),
+            ValueSpec::Range { min, max } => {
+                let mut m = serde_json::Map::new();
+                if let Some(a) = min {
+                    m.insert("min".into(), value_json(a));
+                }
+                if let Some(b) = max {
+                    m.insert("max".into(), value_json(b));
+                }
+                serde_json::Value::Object(m)
+            }
+        };
+        json.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ValueSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn number<E: de::Error>(v: &serde_json::Value) -> Result<u64, E> {
+            match v {
+                serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| E::custom("value must be >= 0")),
+                serde_json::Value::String(s) if s == "unknown" => Ok(bitsim_model::BG_SIZE_UNKNOWN),
+                _ => Err(E::custom("value must be a number or \"unknown\"")),
+            }
+        }
+        let v = serde_json::Value::deserialize(d)?;
+        let serde_json::Value::Object(map) = &v else {
+            return number(&v).map(ValueSpec::Is);
+        };
+        if let Some(k) = map.keys().find(|k| !["not", "min", "max"].contains(&k.as_str())) {
+            return Err(de::Error::custom(format!("unknown key `{k}` (not, min, max)")));
+        }
+        match (map.get("not"), map.get("min"), map.get("max")) {
+            (Some(n), None, None) => number(n).map(ValueSpec::Not),
+            (None, min, max) if min.is_some() || max.is_some() => {
+                let min = min.map(number).transpose()?;
+                let max = max.map(number).transpose()?;
+                if let (Some(a), Some(b)) = (min, max) {
+                    if a > b {
+                        return Err(de::Error::custom(format!("empty range: min {a} > max {b}")));
+                    }
+                }
+                Ok(ValueSpec::Range { min, max })
+            }
+            _ => Err(de::Error::custom(
+                "a value: a number, \"unknown\", {\"not\": v} or {\"min\": a, \"max\": b}",
+            )),
         }
     }
 }
@@ -819,6 +1164,39 @@ impl fmt::Display for Dur {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_exact_not_and_ranges() {
+        let v = |j: &str| serde_json::from_str::<ValueSpec>(j);
+        assert!(v("1024").unwrap().matches(1024));
+        assert!(v("\"unknown\"").unwrap().matches(bitsim_model::BG_SIZE_UNKNOWN));
+        let not_unknown = v(r#"{"not": "unknown"}"#).unwrap();
+        assert!(not_unknown.matches(0) && !not_unknown.matches(bitsim_model::BG_SIZE_UNKNOWN));
+        let range = v(r#"{"min": 10, "max": 20}"#).unwrap();
+        assert!(range.matches(10) && range.matches(20) && !range.matches(21) && !range.matches(9));
+        assert_eq!(range.to_string(), "10..=20");
+        assert!(v(r#"{"min": 5, "max": 1}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("empty range"));
+        assert!(v(r#"{"between": 1}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown key `between`"));
+        assert!(v("-1").is_err());
+    }
+
+    #[test]
+    fn expected_codes() {
+        let e = |j: &str| serde_json::from_str::<ExpectHr>(j);
+        assert!(e("\"any_failure\"").unwrap().matches(Hresult::E_FAIL));
+        assert!(!e("\"any_failure\"").unwrap().matches(Hresult::S_FALSE));
+        assert!(e("\"any_success\"").unwrap().matches(Hresult::BG_S_PARTIAL_COMPLETE));
+        assert!(e("\"BG_E_INVALID_STATE\"")
+            .unwrap()
+            .matches(Hresult::BG_E_INVALID_STATE));
+        assert!(e("\"no_such_code\"").unwrap_err().to_string().contains("any_failure"));
+    }
 
     #[test]
     fn durations() {

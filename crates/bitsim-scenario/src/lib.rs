@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod conformance;
+pub mod digest;
 pub mod format;
 pub mod load;
 pub mod observed;

@@ -137,6 +137,7 @@ pub async fn run_full<B: Backend>(
         flavor: backend.flavor(),
         jobs: BTreeMap::new(),
         users: BTreeMap::new(),
+        callbacks: BTreeMap::new(),
         trace: Vec::new(),
         events: Vec::new(),
         projection: Projection::new(&loaded.name, backend.flavor()),
@@ -203,6 +204,8 @@ struct Runner<'a> {
     flavor: Flavor,
     jobs: BTreeMap<String, JobId>,
     users: BTreeMap<String, UserId>,
+    /// Callback objects by scenario name (to name what GetNotifyInterface returns).
+    callbacks: BTreeMap<String, bitsim_model::Callback>,
     trace: Vec<String>,
     /// The backend's structured events (see [`crate::Observed`]).
     events: Vec<bitsim_model::TraceEvent>,
@@ -252,10 +255,28 @@ impl Runner<'_> {
             let id = backend.add_user(name).map_err(|e| Stop::NotApplicable(e.0))?;
             self.users.insert(name.clone(), id);
         }
+        for (name, kind) in &scenario.user_kinds {
+            let Some(&id) = self.users.get(name) else {
+                return Err(Stop::Failed(Failure {
+                    file: self.loaded.path.display().to_string(),
+                    line: 1,
+                    step: 0,
+                    what: format!("user_kinds.{name}"),
+                    expected: "a user listed in `users`".into(),
+                    actual: format!("`{name}`"),
+                }));
+            };
+            if kind.0 != bitsim_model::OwnerKind::InteractiveUser {
+                backend
+                    .set_user_kind(id, kind.0)
+                    .map_err(|e| Stop::NotApplicable(e.0))?;
+            }
+        }
         let mut callbacks = BTreeMap::new();
         for (name, policy) in &scenario.callbacks {
             callbacks.insert(name.clone(), backend.define_callback(name, policy));
         }
+        self.callbacks = callbacks.clone();
         for (i, entry) in scenario.steps.iter().enumerate() {
             if entry.only.is_some_and(|f| f != self.flavor) {
                 continue;
@@ -299,7 +320,7 @@ impl Runner<'_> {
         line: usize,
         what: &str,
         call: ApiCall,
-        expect: &Option<Hr>,
+        expect: &Option<ExpectHr>,
     ) -> Result<ApiReply, StepError> {
         let reply = backend.call(call).await;
         self.projection.api_results.push(ApiResultRecord {
@@ -308,11 +329,11 @@ impl Runner<'_> {
             hresult: reply.hresult,
         });
         let ok = match expect {
-            Some(hr) => reply.hresult == hr.0,
+            Some(e) => e.matches(reply.hresult),
             None => self.options.lenient || reply.hresult.is_success(),
         };
         if !ok {
-            let expected = expect.map_or_else(|| "a success code".to_string(), |h| h.0.to_string());
+            let expected = expect.map_or_else(|| "a success code".to_string(), |e| e.to_string());
             return Err(mismatch(format!("{what} return code"), expected, reply.hresult).into());
         }
         Ok(reply)
@@ -571,6 +592,71 @@ impl Runner<'_> {
             Logoff { user } => backend.env(EnvEvent::LogOff(self.user(&Some(user.clone())))).await?,
             Logon { user } => backend.env(EnvEvent::LogOn(self.user(&Some(user.clone())))).await?,
             ServiceRestart {} => backend.env(EnvEvent::ServiceRestart).await?,
+            SetCredentials {
+                job,
+                target,
+                scheme,
+                user,
+                password,
+                expect,
+            } => {
+                let call = ApiCall::SetCredentials {
+                    job: self.job(job),
+                    credential: bitsim_model::Credential {
+                        target: model_target(*target),
+                        scheme: model_scheme(*scheme),
+                        user: user.as_ref().map(TextSpec::render),
+                        password: password.as_ref().map(TextSpec::render),
+                    },
+                };
+                self.api(backend, line, "SetCredentials", call, expect).await?;
+            }
+            RemoveCredentials {
+                job,
+                target,
+                scheme,
+                expect,
+            } => {
+                let call = ApiCall::RemoveCredentials {
+                    job: self.job(job),
+                    target: model_target(*target),
+                    scheme: model_scheme(*scheme),
+                };
+                self.api(backend, line, "RemoveCredentials", call, expect).await?;
+            }
+            NetworkCost { cost } => backend.env(EnvEvent::NetworkCost(cost.0)).await?,
+            BatterySaver { on } => backend.env(EnvEvent::BatterySaver(*on)).await?,
+            BackgroundBandwidth { kbps } => backend.env(EnvEvent::BackgroundBandwidth(*kbps)).await?,
+            SetCostFlags { job, value, expect } => {
+                let call = ApiCall::SetCostFlags {
+                    job: self.job(job),
+                    flags: value.0,
+                };
+                self.api(backend, line, "SetCostFlags", call, expect).await?;
+            }
+            LockFile { name, how, temporary } => {
+                let lock = match how {
+                    LockHow::Busy => bitsim_model::FileLock::Busy,
+                    LockHow::ReadOnly => bitsim_model::FileLock::ReadOnly,
+                };
+                let path = backend.local_path(name);
+                backend
+                    .env(EnvEvent::LocalFileLocked {
+                        path,
+                        temporary: *temporary,
+                        lock,
+                    })
+                    .await?
+            }
+            UnlockFile { name, temporary } => {
+                let path = backend.local_path(name);
+                backend
+                    .env(EnvEvent::LocalFileReleased {
+                        path,
+                        temporary: *temporary,
+                    })
+                    .await?
+            }
             SetPlan { plan, plan_file } => {
                 let plan = match (plan, plan_file) {
                     (Some(p), _) => p.clone(),
@@ -655,11 +741,12 @@ impl Runner<'_> {
                 for f in present {
                     match (backend.file_size(&f.name), f.size) {
                         (None, _) => return Err(mismatch(format!("file {}", f.name), "present", "absent").into()),
-                        (Some(actual), Some(want)) if actual != want => {
+                        (Some(actual), Some(want)) if !want.matches(actual) => {
                             return Err(mismatch(format!("size of {}", f.name), want, actual).into())
                         }
                         _ => {}
                     }
+                    self.expect_content(backend, f)?;
                 }
                 for name in absent {
                     if let Some(size) = backend.file_size(name) {
@@ -701,6 +788,20 @@ impl Runner<'_> {
                 }
                 self.note(backend, format!("check {what}: {n} ok"));
             }
+            ExpectUploaded { path, present, size } => {
+                let actual = backend.uploaded_size(path)?;
+                let what = format!("upload {path} on the server");
+                match (actual, *present, size) {
+                    (None, true, _) => return Err(mismatch(what, "present", "absent").into()),
+                    (Some(n), false, _) => return Err(mismatch(what, "absent", format!("present ({n} bytes)")).into()),
+                    (Some(n), true, Some(want)) if !want.matches(n) => {
+                        return Err(mismatch(what, format!("{want} bytes"), format!("{n} bytes")).into())
+                    }
+                    _ => {}
+                }
+                let shown = if *present { "present" } else { "absent" };
+                self.note(backend, format!("check {what}: {shown} ok"));
+            }
         }
         Ok(())
     }
@@ -741,18 +842,13 @@ impl Runner<'_> {
             let ApiValue::Progress(actual) = reply.value else {
                 return Err(mismatch(format!("progress of {job}"), "a progress", reply.hresult).into());
             };
-            check_u64(job, "bytes_total", p.bytes_total.map(|s| s.0), actual.bytes_total)?;
+            check_u64(job, "bytes_total", p.bytes_total, actual.bytes_total)?;
             check_u64(job, "bytes_transferred", p.bytes_transferred, actual.bytes_transferred)?;
-            check_u64(
-                job,
-                "files_total",
-                p.files_total.map(u64::from),
-                actual.files_total as u64,
-            )?;
+            check_u64(job, "files_total", p.files_total, actual.files_total as u64)?;
             check_u64(
                 job,
                 "files_transferred",
-                p.files_transferred.map(u64::from),
+                p.files_transferred,
                 actual.files_transferred as u64,
             )?;
             checked.push("progress".into());
@@ -767,7 +863,7 @@ impl Runner<'_> {
                 )
                 .into());
             };
-            check_u64(job, "file bytes_total", fp.bytes_total.map(|s| s.0), actual.bytes_total)?;
+            check_u64(job, "file bytes_total", fp.bytes_total, actual.bytes_total)?;
             check_u64(
                 job,
                 "file bytes_transferred",
@@ -814,7 +910,7 @@ impl Runner<'_> {
         if let Some(want) = e.error_count {
             let reply = backend.call(ApiCall::GetErrorCount { job: id }).await;
             match reply.value {
-                ApiValue::Count(n) if n == want => {}
+                ApiValue::Count(n) if want.matches(n.into()) => {}
                 ApiValue::Count(n) => return Err(mismatch(format!("error count of {job}"), want, n).into()),
                 _ => return Err(mismatch(format!("error count of {job}"), want, reply.hresult).into()),
             }
@@ -836,10 +932,21 @@ impl Runner<'_> {
                 job,
                 "notify flags",
                 ApiCall::GetNotifyFlags { job: id },
-                want.0,
+                ValueSpec::Is(want.0.into()),
             )
             .await?;
             checked.push(format!("notify_flags=0x{:X}", want.0));
+        }
+        if let Some(want) = e.cost_flags {
+            self.expect_count(
+                backend,
+                job,
+                "cost flags",
+                ApiCall::GetCostFlags { job: id },
+                ValueSpec::Is(want.0.into()),
+            )
+            .await?;
+            checked.push(format!("cost_flags=0x{:X}", want.0));
         }
         if let Some(want) = e.minimum_retry_delay {
             self.expect_count(
@@ -868,7 +975,7 @@ impl Runner<'_> {
             let ApiValue::ReplyProgress(actual) = reply.value else {
                 return Err(mismatch(format!("reply progress of {job}"), "a reply progress", reply.hresult).into());
             };
-            check_u64(job, "reply bytes_total", p.bytes_total.map(|s| s.0), actual.bytes_total)?;
+            check_u64(job, "reply bytes_total", p.bytes_total, actual.bytes_total)?;
             check_u64(
                 job,
                 "reply bytes_transferred",
@@ -881,7 +988,7 @@ impl Runner<'_> {
             let reply = backend.call(ApiCall::GetReplyData { job: id }).await;
             match (want, &reply.value) {
                 (ReplyDataExpect::Length(n), ApiValue::Bytes(len)) if n == len => {}
-                (ReplyDataExpect::Fails(hr), ApiValue::None) if reply.hresult == hr.0 => {}
+                (ReplyDataExpect::Fails(hr), ApiValue::None) if hr.matches(reply.hresult) => {}
                 (ReplyDataExpect::Length(n), _) => {
                     return Err(
                         mismatch(format!("reply data of {job}"), format!("{n} bytes"), show_reply(&reply)).into(),
@@ -890,13 +997,19 @@ impl Runner<'_> {
                 (ReplyDataExpect::Fails(hr), _) => {
                     return Err(mismatch(
                         format!("reply data of {job}"),
-                        format!("failure {}", hr.0),
+                        format!("failure {hr}"),
                         show_reply(&reply),
                     )
                     .into())
                 }
             }
             checked.push("reply_data".into());
+        }
+        self.expect_notify_registration(backend, job, id, e, &mut checked)
+            .await?;
+        if let Some(t) = &e.times {
+            self.expect_times(backend, job, id, t).await?;
+            checked.push("times".into());
         }
         self.checkpoint(backend, line, job, id).await;
         self.note(backend, format!("check {job} {} ok", checked.join(" ")));
@@ -909,15 +1022,169 @@ impl Runner<'_> {
         job: &str,
         what: &str,
         call: ApiCall,
-        want: u32,
+        want: ValueSpec,
     ) -> Result<(), StepError> {
         let reply = backend.call(call).await;
         match reply.value {
-            ApiValue::Count(n) if n == want => Ok(()),
+            ApiValue::Count(n) if want.matches(n.into()) => Ok(()),
             ApiValue::Count(n) => Err(mismatch(format!("{what} of {job}"), want, n).into()),
             _ => Err(mismatch(format!("{what} of {job}"), want, reply.hresult).into()),
         }
     }
+}
+
+impl Runner<'_> {
+    /// GetNotifyInterface, GetNotifyCmdLine and GetOwner expectations.
+    async fn expect_notify_registration<B: Backend>(
+        &mut self,
+        backend: &mut B,
+        job: &str,
+        id: JobId,
+        e: &Expectation,
+        checked: &mut Vec<String>,
+    ) -> Result<(), StepError> {
+        if let Some(want) = &e.notify_interface {
+            let reply = backend.call(ApiCall::GetNotifyInterface { job: id }).await;
+            let ApiValue::Callback(actual) = reply.value else {
+                return Err(mismatch(format!("notify interface of {job}"), show_name(want), reply.hresult).into());
+            };
+            let actual_name = actual.and_then(|c| {
+                self.callbacks
+                    .iter()
+                    .find(|(_, cb)| cb.id == c.id)
+                    .map(|(n, _)| n.clone())
+            });
+            if actual_name != *want || actual.is_some() != want.is_some() {
+                return Err(mismatch(
+                    format!("notify interface of {job}"),
+                    show_name(want),
+                    show_name(&actual_name),
+                )
+                .into());
+            }
+            checked.push(format!("notify_interface={}", show_name(want)));
+        }
+        if let Some(want) = &e.notify_cmdline {
+            let reply = backend.call(ApiCall::GetNotifyCmdLine { job: id }).await;
+            let actual = match &reply.value {
+                ApiValue::CmdLine(Some((p, a))) => format!("{p:?} {a:?}"),
+                ApiValue::CmdLine(None) => "none".to_string(),
+                _ => format!("failure {}", reply.hresult),
+            };
+            let ok = match (want, &reply.value) {
+                (CmdLineExpect::Fails { fails }, ApiValue::None) => fails.matches(reply.hresult),
+                (CmdLineExpect::Unset(()), ApiValue::CmdLine(None)) => true,
+                (CmdLineExpect::Set { program, parameters }, ApiValue::CmdLine(Some((p, a)))) => {
+                    p == program && parameters.as_ref().is_none_or(|want| want == a)
+                }
+                _ => false,
+            };
+            let expected = match want {
+                CmdLineExpect::Fails { fails } => format!("failure {fails}"),
+                CmdLineExpect::Unset(()) => "none".to_string(),
+                CmdLineExpect::Set { program, parameters } => {
+                    format!("{program:?} {:?}", parameters.clone().unwrap_or_default())
+                }
+            };
+            if !ok {
+                return Err(mismatch(format!("notify command line of {job}"), expected, actual).into());
+            }
+            checked.push("notify_cmdline".into());
+        }
+        if let Some(want) = &e.owner {
+            let reply = backend.call(ApiCall::GetOwner { job: id }).await;
+            let actual = match reply.value {
+                ApiValue::User(u) => self
+                    .users
+                    .iter()
+                    .find(|(_, id)| **id == u)
+                    .map_or(format!("user #{}", u.0), |(n, _)| n.clone()),
+                _ => format!("failure {}", reply.hresult),
+            };
+            if actual != *want {
+                return Err(mismatch(format!("owner of {job}"), want, actual).into());
+            }
+            checked.push(format!("owner={want}"));
+        }
+        Ok(())
+    }
+
+    /// GetTimes, compared in whole seconds since the run started.
+    async fn expect_times<B: Backend>(
+        &mut self,
+        backend: &mut B,
+        job: &str,
+        id: JobId,
+        want: &TimesExpect,
+    ) -> Result<(), StepError> {
+        let reply = backend.call(ApiCall::GetTimes { job: id }).await;
+        let ApiValue::Times(t) = reply.value else {
+            return Err(mismatch(format!("times of {job}"), "job times", reply.hresult).into());
+        };
+        let secs = |t: Time| t.as_millis() / 1000;
+        check_u64(job, "creation time (s)", want.creation, secs(t.creation))?;
+        check_u64(job, "modification time (s)", want.modification, secs(t.modification))?;
+        match (want.transfer_completion, t.transfer_completion) {
+            (None, _) => {}
+            (Some(None), None) => {}
+            (Some(None), Some(at)) => {
+                return Err(mismatch(
+                    format!("transfer completion time of {job}"),
+                    "none",
+                    format!("{}s", secs(at)),
+                )
+                .into())
+            }
+            (Some(Some(_)), None) => {
+                return Err(mismatch(format!("transfer completion time of {job}"), "a time", "none").into())
+            }
+            (Some(Some(w)), Some(at)) => check_u64(job, "transfer completion time (s)", Some(w), secs(at))?,
+        }
+        Ok(())
+    }
+
+    /// `same_as` / `differs_from`: the local file's SHA-256 against the route's.
+    fn expect_content<B: Backend>(&self, backend: &B, f: &FileExpect) -> Result<(), StepError> {
+        for (route, same) in [(&f.same_as, true), (&f.differs_from, false)] {
+            let Some(route) = route else { continue };
+            let Some(want) = backend.route_digest(route)? else {
+                return Err(mismatch(format!("content of route {route}"), "a generated route", "none").into());
+            };
+            let actual = crate::digest::file_sha256(std::path::Path::new(&backend.local_path(&f.name)))
+                .map_err(|e| StepError::Mismatch(mismatch(format!("content of {}", f.name), "a readable file", e)))?;
+            if (actual == want) != same {
+                let relation = if same { "equal to" } else { "different from" };
+                return Err(mismatch(
+                    format!("content of {}", f.name),
+                    format!("{relation} {route} (sha256 {})", crate::digest::hex(&want)),
+                    format!("sha256 {}", crate::digest::hex(&actual)),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn model_target(t: AuthTarget) -> bitsim_model::AuthTarget {
+    match t {
+        AuthTarget::Server => bitsim_model::AuthTarget::Server,
+        AuthTarget::Proxy => bitsim_model::AuthTarget::Proxy,
+    }
+}
+
+fn model_scheme(s: AuthScheme) -> bitsim_model::AuthScheme {
+    match s {
+        AuthScheme::Basic => bitsim_model::AuthScheme::Basic,
+        AuthScheme::Digest => bitsim_model::AuthScheme::Digest,
+        AuthScheme::Ntlm => bitsim_model::AuthScheme::Ntlm,
+        AuthScheme::Negotiate => bitsim_model::AuthScheme::Negotiate,
+        AuthScheme::Passport => bitsim_model::AuthScheme::Passport,
+    }
+}
+
+fn show_name(n: &Option<String>) -> String {
+    n.clone().unwrap_or_else(|| "NULL".into())
 }
 
 impl ErrorExpect {
@@ -933,9 +1200,9 @@ async fn get_state<B: Backend>(backend: &mut B, id: JobId) -> Option<JobState> {
     }
 }
 
-fn check_u64(job: &str, what: &str, want: Option<u64>, actual: u64) -> Result<(), StepError> {
+fn check_u64(job: &str, what: &str, want: Option<ValueSpec>, actual: u64) -> Result<(), StepError> {
     match want {
-        Some(w) if w != actual => Err(mismatch(format!("{what} of {job}"), show_size(w), show_size(actual)).into()),
+        Some(w) if !w.matches(actual) => Err(mismatch(format!("{what} of {job}"), w, show_size(actual)).into()),
         _ => Ok(()),
     }
 }

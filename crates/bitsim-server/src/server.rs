@@ -310,6 +310,34 @@ impl MockServer {
         std::fs::read(dir.join(name)).ok().map(Bytes::from)
     }
 
+    /// The SHA-256 of the body a generated route serves (`/bytes/N`,
+    /// `/redirect/K/bytes/N`, `/delay/MS/bytes/N`, `/drip/C/MS/bytes/N`), computed
+    /// from the pattern without building the body; `None` for other paths or
+    /// bodies over 4 GiB.
+    pub fn route_digest(&self, path: &str) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let path = path.split('?').next()?;
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let n: u64 = match segs.as_slice() {
+            ["bytes", n] | ["redirect", _, "bytes", n] | ["delay", _, "bytes", n] | ["drip", _, _, "bytes", n] => {
+                n.parse().ok()?
+            }
+            _ => return None,
+        };
+        if n > 1 << 32 {
+            return None;
+        }
+        let pattern = self.inner.pattern.clone();
+        let mut hasher = Sha256::new();
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(pattern.len() as u64) as usize;
+            hasher.update(&pattern[..take]);
+            left -= take as u64;
+        }
+        Some(hasher.finalize().into())
+    }
+
     /// Opens an in-memory connection: returns the client end of a
     /// `tokio::io::duplex` pipe whose server end is served on the current
     /// runtime. Must be called within a tokio runtime.

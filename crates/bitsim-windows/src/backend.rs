@@ -95,6 +95,11 @@ pub(crate) fn env_not_scripted(event: &EnvEvent, service: &str) -> NotApplicable
         EnvEvent::LogOff(_) => "logging a user off".to_string(),
         EnvEvent::LogOn(_) => "logging a user on".to_string(),
         EnvEvent::ServiceRestart => format!("restarting the {service} service"),
+        EnvEvent::LocalFileLocked { .. } => "locking a local file".to_string(),
+        EnvEvent::NetworkCost(_) => "changing the network's cost".to_string(),
+        EnvEvent::BatterySaver(_) => "switching battery saver".to_string(),
+        EnvEvent::BackgroundBandwidth(_) => "setting the bandwidth group policy".to_string(),
+        EnvEvent::LocalFileReleased { .. } => "releasing a local file".to_string(),
     };
     NotApplicable(format!("{what} is not scripted on a real machine"))
 }
@@ -121,6 +126,8 @@ pub struct WindowsBackend {
     jobs: BTreeMap<JobId, JobSlot>,
     next_job: u32,
     callbacks: Vec<(String, CallbackRecorder)>,
+    /// The callback last registered per job, to name what GetNotifyInterface returns.
+    notify_interfaces: BTreeMap<JobId, Callback>,
     trace: Vec<String>,
     /// (deliveries, returned) last seen, for the trace and change detection.
     seen_deliveries: (usize, usize),
@@ -152,6 +159,7 @@ impl WindowsBackend {
             jobs: BTreeMap::new(),
             next_job: 1,
             callbacks: Vec::new(),
+            notify_interfaces: BTreeMap::new(),
             trace: Vec::new(),
             seen_deliveries: (0, 0),
             not_applicable: None,
@@ -647,7 +655,14 @@ impl Backend for WindowsBackend {
             }),
             ApiCall::SetNotifyInterface { job, callback } => {
                 let recorder = callback.and_then(|c| self.callbacks.get(c.id as usize).map(|(_, r)| r.clone()));
-                self.on_job(job, "SetNotifyInterface", |j| j.set_notify_interface(recorder.as_ref()))
+                let reply = self.on_job(job, "SetNotifyInterface", |j| j.set_notify_interface(recorder.as_ref()));
+                if reply.hresult.is_success() {
+                    match callback {
+                        Some(c) => self.notify_interfaces.insert(job, c),
+                        None => self.notify_interfaces.remove(&job),
+                    };
+                }
+                reply
             }
             ApiCall::SetNotifyCmdLine {
                 job,
@@ -753,6 +768,25 @@ impl Backend for WindowsBackend {
             ApiCall::GetReplyData { job } => {
                 self.getter(job, BitsJob::get_reply_data, |d| ApiValue::Bytes(d.len() as u64))
             }
+            ApiCall::GetNotifyInterface { job } => {
+                let registered = self.notify_interfaces.get(&job).copied();
+                self.getter(job, BitsJob::has_notify_interface, |present| {
+                    ApiValue::Callback(registered.filter(|_| present))
+                })
+            }
+            ApiCall::GetNotifyCmdLine { job } => self.getter(job, BitsJob::get_notify_cmdline, ApiValue::CmdLine),
+            ApiCall::SetCredentials { job, .. } | ApiCall::RemoveCredentials { job, .. } => {
+                self.mark_not_applicable("SetCredentials / RemoveCredentials are not wired up".into());
+                self.line(format!("call credentials ({job}) not sent"));
+                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            }
+            ApiCall::SetCostFlags { job, .. } | ApiCall::GetCostFlags { job } => {
+                self.mark_not_applicable("IBackgroundCopyJob5 cost flags are not wired up".into());
+                self.line(format!("call cost flags ({job}) not sent"));
+                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            }
+            // One user per run: a job's owner is the run's user.
+            ApiCall::GetOwner { job } => self.getter(job, BitsJob::get_owner, |_| ApiValue::User(UserId(0))),
         };
         reply
     }

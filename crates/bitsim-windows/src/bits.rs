@@ -95,6 +95,19 @@ impl BitsManager {
         Ok(BitsManager { mgr })
     }
 
+    /// Connect to Delivery Optimization's BITS-compatible API: the same
+    /// `IBackgroundCopyManager` from DO's class (ref: Delivery Optimization
+    /// IBackgroundCopyManager, Microsoft Learn: `CoCreateInstance(
+    /// CLSID_DeliveryOptimization, …, IID_IBackgroundCopyManager)`). Where DO is
+    /// not registered (before Windows 10 1709, under Wine): REGDB_E_CLASSNOTREG.
+    pub fn connect_delivery_optimization() -> Result<BitsManager, Hr> {
+        let clsid = crate::delivery_optimization::CLSID_DELIVERY_OPTIMIZATION;
+        // SAFETY: plain COM activation; the result is an owned interface.
+        let mgr: IBackgroundCopyManager =
+            unsafe { CoCreateInstance(&clsid, None, CLSCTX_LOCAL_SERVER) }.map_err(Hr::from)?;
+        Ok(BitsManager { mgr })
+    }
+
     /// `CreateJob`. The display name gets the [`DISPLAY_NAME_PREFIX`].
     /// Callers should wrap the job in a [`crate::JobGuard`] at once.
     pub fn create_job(&self, display_name: &str, job_type: JobType) -> Outcome<BitsJob> {
@@ -433,6 +446,49 @@ impl BitsJob {
         let pa = a.as_ref().map_or(PCWSTR::null(), Wide::pcwstr);
         // SAFETY: NULL or valid strings that outlive the call.
         unsafe { vcall!(job2, SetNotifyCmdLine, pp, pa) }
+    }
+
+    /// `IBackgroundCopyJob2::GetNotifyCmdLine()`: (program, parameters), `None`
+    /// when no program is set.
+    pub fn get_notify_cmdline(&self) -> Outcome<Option<(String, String)>> {
+        let Some(job2) = &self.job2 else {
+            return Outcome::failure(Hr::E_NOINTERFACE);
+        };
+        let mut p = PWSTR::null();
+        let mut a = PWSTR::null();
+        // SAFETY: out-parameters; the strings are ours to free.
+        let hr = unsafe { vcall!(job2, GetNotifyCmdLine, &mut p, &mut a) };
+        // SAFETY: CoTaskMemAlloc'd strings (or NULL), freed once here.
+        let (program, parameters) = unsafe { (take_pwstr(p), take_pwstr(a)) };
+        Outcome::from_call(hr, || {
+            program
+                .filter(|p| !p.is_empty())
+                .map(|p| (p, parameters.unwrap_or_default()))
+        })
+    }
+
+    /// `GetOwner()`: the owner's SID string.
+    pub fn get_owner(&self) -> Outcome<String> {
+        let mut p = PWSTR::null();
+        // SAFETY: out-parameter; the string is ours to free.
+        let hr = unsafe { vcall!(&self.job, GetOwner, &mut p) };
+        // SAFETY: CoTaskMemAlloc'd string (or NULL), freed once here.
+        let owner = unsafe { take_pwstr(p) };
+        Outcome::from_call(hr, || owner.unwrap_or_default())
+    }
+
+    /// `GetNotifyInterface()`: whether an interface is registered (the returned
+    /// pointer is released at once).
+    pub fn has_notify_interface(&self) -> Outcome<bool> {
+        let mut p: *mut c_void = null_mut();
+        // SAFETY: out-parameter receiving an AddRef'd IUnknown or NULL.
+        let hr = unsafe { vcall!(&self.job, GetNotifyInterface, &mut p) };
+        let present = !p.is_null();
+        if present {
+            // SAFETY: an owned reference returned by the getter, released once.
+            drop(unsafe { windows_core::IUnknown::from_raw(p) });
+        }
+        Outcome::from_call(hr, || present)
     }
 
     /// `SetMinimumRetryDelay(seconds)`.

@@ -109,11 +109,22 @@ fn setup_failure(l: &LoadedScenario, flavor: Flavor, seed: u64, label: &str, wha
     r
 }
 
+/// Why the DO flavor over DO's BITS-compatible API is not run where DO is absent.
+pub const DO_BITS_UNAVAILABLE: &str = "Delivery Optimization's BITS-compatible API \
+     (CLSID_DeliveryOptimization as IBackgroundCopyManager) is not registered on this machine \
+     (it needs Windows 10 1709+ and is absent under Wine)";
+
 /// Why a scenario cannot run against a real service, if it says so up front.
 pub fn not_applicable_reason(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
     if flavor == Flavor::DeliveryOptimization {
         return crate::do_backend::not_applicable_reason(l);
     }
+    not_applicable_over_bits_api(l, flavor)
+}
+
+/// Why a scenario cannot run over the BITS interfaces (BITS itself, or DO's
+/// BITS-compatible API), if it says so up front.
+pub fn not_applicable_over_bits_api(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
     if l.scenario.users.len() > 1 {
         return Some("a second user needs another interactive logon session on the machine".into());
     }
@@ -266,6 +277,55 @@ fn run_with(
         Err(e) => return setup_failure(l, flavor, seed, label, e),
     };
     drive(l, flavor, seed, scratch, "real-", label, |root| {
+        WindowsBackend::new(label, flavor, manager, base_url, control, root)
+    })
+}
+
+/// Runs `l` under the DO flavor over Delivery Optimization's BITS-compatible
+/// API: the BITS adapter ([`WindowsBackend`]) with DO's class, callbacks
+/// included. Where DO is not registered (REGDB_E_CLASSNOTREG: under Wine, old
+/// Windows) the scenario is not applicable, never a pass; any other connection
+/// failure is a setup failure.
+pub fn run_scenario_do_bits_with_server(
+    l: &LoadedScenario,
+    seed: u64,
+    server: &MockServer,
+    base_url: &str,
+    scratch: &Path,
+    label: &str,
+) -> RunReport {
+    let flavor = Flavor::DeliveryOptimization;
+    if let Some(why) = not_applicable_over_bits_api(l, flavor) {
+        return report(l, flavor, seed, label, Verdict::NotApplicable(why));
+    }
+    install_ctrl_handler();
+    let _apartment = match ComApartment::init_mta() {
+        Ok(a) => a,
+        Err(hr) => return setup_failure(l, flavor, seed, label, format!("CoInitializeEx(MTA) failed: {hr}")),
+    };
+    let manager = match BitsManager::connect_delivery_optimization() {
+        Ok(m) => m,
+        Err(hr) if hr == Hr::REGDB_E_CLASSNOTREG => {
+            return report(
+                l,
+                flavor,
+                seed,
+                label,
+                Verdict::NotApplicable(format!("{DO_BITS_UNAVAILABLE} ({hr})")),
+            )
+        }
+        Err(hr) => {
+            return setup_failure(
+                l,
+                flavor,
+                seed,
+                label,
+                format!("connecting to Delivery Optimization's BITS-compatible API failed: {hr}"),
+            )
+        }
+    };
+    let control = ServerControl::InProcess(server.clone());
+    drive(l, flavor, seed, scratch, "real-do-bits-", label, |root| {
         WindowsBackend::new(label, flavor, manager, base_url, control, root)
     })
 }

@@ -491,6 +491,19 @@ impl Backend for DoBackend {
             }
             ApiCall::TakeOwnership { .. } => self.mark_not_applicable("TakeOwnership needs a second user".into()),
             ApiCall::GetTimes { .. } => self.mark_not_applicable("IDODownload has no job times".into()),
+            ApiCall::GetNotifyInterface { .. } => {
+                self.mark_not_applicable("IDODownload has no GetNotifyInterface".into())
+            }
+            ApiCall::GetNotifyCmdLine { .. } => {
+                self.mark_not_applicable("IDODownload has no notify command line".into())
+            }
+            ApiCall::GetOwner { .. } => self.mark_not_applicable("IDODownload has no job owner".into()),
+            ApiCall::SetCredentials { .. } | ApiCall::RemoveCredentials { .. } => {
+                self.mark_not_applicable("IDODownload has no SetCredentials".into())
+            }
+            ApiCall::SetCostFlags { .. } | ApiCall::GetCostFlags { .. } => {
+                self.mark_not_applicable("IDODownload has no cost flags".into())
+            }
             ApiCall::GetErrorCount { .. } => self.mark_not_applicable("IDODownload has no error count".into()),
             ApiCall::GetPriority { .. } => {
                 self.mark_not_applicable("IDODownload has no BG_JOB_PRIORITY to read back".into())

@@ -13,8 +13,13 @@ use std::path::{Path, PathBuf};
 pub enum BackendKind {
     /// The BITS service (qmgr; Wine's under Wine).
     Bits,
-    /// Delivery Optimization's BITS-compatible API.
+    /// Delivery Optimization's IDODownload API (no JobError: notifications are
+    /// not compared).
     Do,
+    /// Delivery Optimization's BITS-compatible API: `CoCreateInstance(
+    /// CLSID_DeliveryOptimization, …, IID_IBackgroundCopyManager)` and the ordinary
+    /// BITS interfaces, callbacks included (the DO JobError page's API).
+    DoBits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,9 +76,12 @@ pub fn run(args: ConformArgs) -> i32 {
     };
     let flavor = match args.backend {
         BackendKind::Bits => Flavor::Bits,
-        BackendKind::Do => Flavor::DeliveryOptimization,
+        BackendKind::Do | BackendKind::DoBits => Flavor::DeliveryOptimization,
     };
-    let label = args.label.clone().unwrap_or_else(|| flavor.as_str().to_string());
+    let label = args.label.clone().unwrap_or_else(|| match args.backend {
+        BackendKind::DoBits => "do-bits".to_string(),
+        _ => flavor.as_str().to_string(),
+    });
     if args.sweep {
         if let Err(e) = real::sweep() {
             eprintln!("warning: sweep failed: {e}");
@@ -212,7 +220,7 @@ fn conform_one(
     }
     server.server.set_plan(l.plan.clone());
     server.server.clear_log();
-    let real = real::run(l, flavor, seed, server, scratch, label);
+    let real = real::run(l, flavor, args.backend, seed, server, scratch, label);
     let traces = write_traces(&args.out, &model, &real, label).ok();
     let outcome = compare(&model, &real, expected);
     (outcome, traces, Some((model.projection, real.projection)))
@@ -310,11 +318,22 @@ pub(crate) mod real {
     pub fn run(
         l: &LoadedScenario,
         flavor: Flavor,
+        backend: BackendKind,
         seed: u64,
         server: &LoopbackServer,
         scratch: &Path,
         label: &str,
     ) -> RunReport {
+        if backend == BackendKind::DoBits {
+            return bitsim_windows::conform::run_scenario_do_bits_with_server(
+                l,
+                seed,
+                &server.server,
+                &server.base_url,
+                scratch,
+                label,
+            );
+        }
         bitsim_windows::conform::run_scenario_with_server(
             l,
             flavor,
@@ -346,7 +365,15 @@ pub(crate) mod real {
         Some(WHY.into())
     }
 
-    pub fn run(l: &LoadedScenario, flavor: Flavor, seed: u64, _: &LoopbackServer, _: &Path, label: &str) -> RunReport {
+    pub fn run(
+        l: &LoadedScenario,
+        flavor: Flavor,
+        _: BackendKind,
+        seed: u64,
+        _: &LoopbackServer,
+        _: &Path,
+        label: &str,
+    ) -> RunReport {
         RunReport {
             name: l.name.clone(),
             file: l.path.display().to_string(),

@@ -128,7 +128,12 @@ fn real_backend(name: &str) -> Result<(Flavor, Against), String> {
     if let Some(why) = real::unavailable() {
         return Err(why);
     }
-    let flavor = Flavor::parse(name).ok_or_else(|| format!("unknown backend `{name}`"))?;
+    let (flavor, kind) = match name {
+        "bits" => (Flavor::Bits, crate::conform::BackendKind::Bits),
+        "do" => (Flavor::DeliveryOptimization, crate::conform::BackendKind::Do),
+        "do-bits" => (Flavor::DeliveryOptimization, crate::conform::BackendKind::DoBits),
+        _ => return Err(format!("unknown backend `{name}` (profile, bits, do, do-bits)")),
+    };
     let server = LoopbackServer::start().map_err(|e| format!("cannot start the loopback server: {e}"))?;
     let scratch = std::env::temp_dir().join("bitsim-explore-real");
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
@@ -137,7 +142,7 @@ fn real_backend(name: &str) -> Result<(Flavor, Against), String> {
         flavor,
         Against::Backend {
             name: label.clone(),
-            run: Box::new(move |loaded, flavor, seed| real::run(loaded, flavor, seed, &server, &scratch, &label)),
+            run: Box::new(move |loaded, flavor, seed| real::run(loaded, flavor, kind, seed, &server, &scratch, &label)),
         },
     ))
 }
