@@ -409,7 +409,7 @@ pub enum Step {
     SetCostFlags {
         job: String,
         value: CostFlagsSpec,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<ExpectHr>,
     },
     /// IBackgroundCopyJob2::SetCredentials: `target` `server` / `proxy`, `scheme`
@@ -419,11 +419,11 @@ pub enum Step {
         job: String,
         target: AuthTarget,
         scheme: AuthScheme,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         user: Option<TextSpec>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<TextSpec>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<ExpectHr>,
     },
     /// IBackgroundCopyJob2::RemoveCredentials (S_FALSE when none were set).
@@ -431,7 +431,7 @@ pub enum Step {
         job: String,
         target: AuthTarget,
         scheme: AuthScheme,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         expect: Option<ExpectHr>,
     },
     /// Releases a `lock_file`.
@@ -504,7 +504,7 @@ pub enum Step {
         path: String,
         #[serde(default = "yes")]
         present: bool,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<ValueSpec>,
     },
 }
@@ -533,7 +533,7 @@ pub struct Expectation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_flags: Option<FlagsSpec>,
     /// GetNotifyInterface: the name of a callback from `callbacks`, or `null` for NULL.
-    #[serde(default, deserialize_with = "some_name")]
+    #[serde(default, deserialize_with = "some_name", skip_serializing_if = "Option::is_none")]
     pub notify_interface: Option<Option<String>>,
     /// GetNotifyCmdLine: `{"program": …, "parameters": …}`, `null` for none, or
     /// `{"fails": HRESULT}` (e.g. DO's E_NOTIMPL).
@@ -581,7 +581,7 @@ pub struct FileProgressExpect {
     pub bytes_total: Option<ValueSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_transferred: Option<ValueSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<bool>,
 }
 
@@ -609,7 +609,7 @@ pub enum CmdLineExpect {
     /// The program and its parameters.
     Set {
         program: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         parameters: Option<String>,
     },
     /// `null`: no command line.
@@ -620,12 +620,12 @@ pub enum CmdLineExpect {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimesExpect {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation: Option<ValueSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modification: Option<ValueSpec>,
     /// `null`: not TRANSFERRED yet (zero on Windows).
-    #[serde(default, deserialize_with = "some_value")]
+    #[serde(default, deserialize_with = "some_value", skip_serializing_if = "Option::is_none")]
     pub transfer_completion: Option<Option<ValueSpec>>,
 }
 
