@@ -3,7 +3,7 @@
 //! what a run leaves behind can be seen.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn bitsim(tmp: &Path, args: &[&str]) -> Output {
@@ -150,8 +150,8 @@ fn ctrl_c_removes_the_run_directory() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bitsim"))
         .args(["run", &file, "--timeout", "0"])
         .env("TMPDIR", tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until the run directory exists, then interrupt.
