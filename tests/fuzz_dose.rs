@@ -233,12 +233,12 @@ fn mutated_fixtures_load_or_fail_cleanly_and_run_inside_their_directory() {
                 scenario,
             };
             let flavor = bitsim_scenario::flavors_for(&loaded.scenario, None)[0];
-            let run = || bitsim_engine::run_scenario(&loaded, flavor, 1, &scratch);
+            let run = || bitsim_engine::run_scenario(&loaded, flavor, 1, &scratch.0);
             let first = catch_unwind(AssertUnwindSafe(run))
                 .unwrap_or_else(|_| panic!("{what}: the run panicked on:\n{mutant}"));
             let first = first.expect("scratch directory");
             if ran_n % 5 == 0 {
-                let second = bitsim_engine::run_scenario(&loaded, flavor, 1, &scratch).expect("scratch directory");
+                let second = bitsim_engine::run_scenario(&loaded, flavor, 1, &scratch.0).expect("scratch directory");
                 assert_eq!(first.trace_text(), second.trace_text(), "{what}: not repeatable");
             }
             let a: Vec<String> = first.trace.clone();
@@ -254,11 +254,10 @@ fn mutated_fixtures_load_or_fail_cleanly_and_run_inside_their_directory() {
         }
     }
     // Run directories are gone after every run.
-    let left: Vec<_> = std::fs::read_dir(&scratch)
+    let left: Vec<_> = std::fs::read_dir(&scratch.0)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "run directories left behind: {left:?}");
-    let _ = std::fs::remove_dir_all(&scratch);
     assert!(
         loaded_n > 0 && rejected_n > 0 && ran_n > 0 && escapes_refused > 0,
         "{loaded_n} loaded, {rejected_n} rejected ({escapes_refused} for leaving the run's directory), {ran_n} ran"
@@ -270,10 +269,19 @@ fn mutated_fixtures_load_or_fail_cleanly_and_run_inside_their_directory() {
     );
 }
 
-/// A scratch directory of this test's own, empty at the start.
-fn tempfile_dir() -> std::path::PathBuf {
+/// A scratch directory of this test's own, empty at the start and removed
+/// when the test ends, passing or not.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> Scratch {
     let d = std::env::temp_dir().join(format!("bitsim-fuzz-dose-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch");
-    d
+    Scratch(d)
 }
