@@ -227,7 +227,7 @@ pub fn classify(profile: &crate::Profile, failure: TransferFailure) -> Classifie
         }
         // ref: bits-spec §7.3 (SMB sources); Win32 errors as HRESULT_FROM_WIN32 with the
         // remote-file context. Fatal except a sharing violation, which another process
-        // ends (UNVERIFIED: a Windows run settles it, decisions-fidelity.md).
+        // ends (UNVERIFIED: a Windows run settles it, docs/decisions.md).
         TransferFailure::Source(s) => {
             let (hresult, disposition) = match s {
                 SourceFailure::NotFound => (Hresult::HRESULT_FILE_NOT_FOUND, Fatal),

@@ -823,7 +823,7 @@ impl Service {
             offset: start.offset,
         });
         // A local / file:// source another process holds: the read fails (ref: policy of
-        // lock_file, decisions-fidelity.md); the model decides without a transfer.
+        // lock_file, docs/decisions.md); the model decides without a transfer.
         if let Some(lock) = self.source_lock(&start.remote_name) {
             let failure = match lock {
                 FileLock::Busy => crate::classify::SourceFailure::Busy,
