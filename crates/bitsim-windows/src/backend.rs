@@ -768,6 +768,14 @@ impl Backend for WindowsBackend {
             ApiCall::GetReplyData { job } => {
                 self.getter(job, BitsJob::get_reply_data, |d| ApiValue::Bytes(d.len() as u64))
             }
+            // Wine 8's combase asserts (stubmanager.c:609, "ifstub") when
+            // GetNotifyInterface hands our own callback back through its proxy, and
+            // the whole process dies: under Wine the call is not made.
+            ApiCall::GetNotifyInterface { job } if crate::com::running_under_wine() => {
+                self.mark_not_applicable("GetNotifyInterface kills the process under Wine (combase assertion)".into());
+                self.line(format!("call GetNotifyInterface ({job}) not sent under Wine"));
+                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            }
             ApiCall::GetNotifyInterface { job } => {
                 let registered = self.notify_interfaces.get(&job).copied();
                 self.getter(job, BitsJob::has_notify_interface, |present| {

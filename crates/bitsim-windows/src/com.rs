@@ -88,3 +88,23 @@ pub(crate) unsafe fn take_pwstr(p: PWSTR) -> Option<String> {
 pub(crate) fn guard_panic(f: impl FnOnce() -> Hr) -> Hr {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Hr::E_FAIL)
 }
+
+/// Whether this process runs under Wine (its ntdll exports `wine_get_version`).
+/// Only for working around Wine defects that would kill the process; behaviour
+/// differences stay differences (fixtures/conformance/wine-qmgr.json).
+pub fn running_under_wine() -> bool {
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GetModuleHandleA(name: *const u8) -> *mut std::ffi::c_void;
+        fn GetProcAddress(module: *mut std::ffi::c_void, name: *const u8) -> *mut std::ffi::c_void;
+    }
+    static UNDER_WINE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNDER_WINE.get_or_init(|| {
+        // SAFETY: NUL-terminated names; ntdll is loaded in every process and the
+        // handle is not freed; the returned address is only tested for NULL.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && !GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_null()
+        }
+    })
+}
