@@ -697,6 +697,7 @@ pub fn to_json(scenario: &Scenario) -> String {
             fields.retain(|k, v| defaults.get(k) != Some(v));
         }
     };
+    strip_defaults(&mut value);
     trim(value.get_mut("plan"));
     if let Some(steps) = value.get_mut("steps").and_then(|s| s.as_array_mut()) {
         for step in steps {
@@ -706,6 +707,35 @@ pub fn to_json(scenario: &Scenario) -> String {
     let mut out = String::new();
     write_ordered(&value, 0, &mut out);
     out
+}
+
+/// Leaves out what a reader would not write: nulls (an absent optional field reads
+/// as none), empty lists and maps, `false` flags and `callback2: true` (the defaults).
+fn strip_defaults(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, v| match v {
+                Value::Null => k == "file", // `"file": null` expects "no file"
+                // `steps`, `jobs` (enum_jobs) and `files` (add_files) are required.
+                Value::Array(a) => !a.is_empty() || ["steps", "jobs", "files"].contains(&k.as_str()),
+                Value::Object(o) => !o.is_empty() || k == "plan",
+                Value::Bool(b) => {
+                    if k == "callback2" {
+                        !*b
+                    } else {
+                        *b || k == "builtin_routes"
+                    }
+                }
+                _ => true,
+            });
+            for v in map.values_mut() {
+                strip_defaults(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+        _ => {}
+    }
 }
 
 /// Keys in the order people write them (the format's field order, `op` first in a

@@ -16,34 +16,34 @@ use std::fmt;
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Optional `$schema` pointer for editors; ignored.
-    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "$schema", default)]
     pub schema: Option<String>,
     /// What the scenario shows, in a sentence.
     pub description: String,
     /// The reference rows or real-client ids it covers (e.g. "bits-spec §1.3", "MOZ-05").
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub covers: Vec<String>,
     /// Flavors to run under; default `["bits"]`.
     #[serde(default = "default_flavors")]
     pub flavors: Vec<FlavorName>,
     /// Seed for the model and the server; `--seed` overrides it. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub seed: Option<u64>,
     /// Users; the first is the default owner. Default `["alice"]`.
     #[serde(default = "default_users")]
     pub users: Vec<String>,
     /// The server's fault plan, inline. Default: the built-in routes only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub plan: Option<Plan>,
     /// The server's fault plan as a path relative to this file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub plan_file: Option<String>,
     /// Callback objects by name, and how they answer.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub callbacks: BTreeMap<String, CallbackPolicy>,
     /// Only on the simulator (a real run would take too long, or the step needs
     /// something only the simulator can do).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub sim_only: bool,
     /// What happens, in order.
     pub steps: Vec<StepEntry>,
@@ -84,31 +84,27 @@ impl<'de> Deserialize<'de> for FlavorName {
 #[serde(deny_unknown_fields)]
 pub struct CallbackPolicy {
     /// Return codes for successive deliveries; the last one repeats. Default `["S_OK"]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub returns: Vec<Hr>,
     /// Per callback method, overriding `returns` (e.g. `{"JobModification": ["S_OK"]}`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub returns_by_kind: BTreeMap<KindName, Vec<Hr>>,
     /// Block each call this long (virtual time) before returning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub block: Option<Dur>,
     /// Block each call until a `release_callback` step.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub block_until_release: bool,
     /// The callback's process is gone: every call fails with RPC_E_DISCONNECTED.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub disconnected: bool,
     /// Implements IBackgroundCopyCallback2 (FileTransferred). Default true.
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    #[serde(default = "yes")]
     pub callback2: bool,
 }
 
 fn yes() -> bool {
     true
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
 }
 
 /// Internally tagged enums lose serde's field path; find the field an error is about
@@ -205,26 +201,26 @@ pub enum Step {
     /// IBackgroundCopyManager::CreateJob; `job` is the alias later steps use.
     CreateJob {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         user: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         name: Option<String>,
-        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "type", default)]
         job_type: Option<TypeName>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// GetJob by alias, as `user`.
     GetJob {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         user: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// EnumJobs for `user`: the aliases expected, in creation order.
     EnumJobs {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         user: Option<String>,
         jobs: Vec<String>,
     },
@@ -234,67 +230,67 @@ pub enum Step {
         job: String,
         url: String,
         local: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// AddFileSet.
     AddFiles {
         job: String,
         files: Vec<FileSpec>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     Resume {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     Suspend {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     Cancel {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     Complete {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     SetDisplayName {
         job: String,
         value: TextSpec,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     SetDescription {
         job: String,
         value: TextSpec,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// A BG_JOB_PRIORITY name, or a number (invalid ones give E_NOTIMPL).
     SetPriority {
         job: String,
         value: PrioritySpec,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// `"JOB_TRANSFERRED|JOB_ERROR"` or a number.
     SetNotifyFlags {
         job: String,
         value: FlagsSpec,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// Register a callback from `callbacks`, or `null` to remove it.
     SetNotifyInterface {
         job: String,
         callback: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// Register the notify command line; `exit_codes` are its successive exit codes
@@ -302,50 +298,49 @@ pub enum Step {
     SetNotifyCmdline {
         job: String,
         program: Option<TextSpec>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         parameters: Option<TextSpec>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default)]
         exit_codes: Vec<i32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     SetMinimumRetryDelay {
         job: String,
         seconds: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     SetNoProgressTimeout {
         job: String,
         seconds: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     SetMaximumDownloadTime {
         job: String,
         seconds: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     SetReplyFileName {
         job: String,
         local: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// IBackgroundCopyJob::TakeOwnership: `user` becomes the owner.
     TakeOwnership {
         job: String,
         user: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         expect: Option<Hr>,
     },
     /// Let time pass until the job is in one of `states`; fail after `within`.
     Wait {
         job: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         state: Option<StateName>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default)]
         states: Vec<StateName>,
         within: Dur,
     },
@@ -370,9 +365,9 @@ pub enum Step {
     ServiceRestart {},
     /// Replace the server's plan.
     SetPlan {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         plan: Option<Plan>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         plan_file: Option<String>,
     },
     /// Let every blocked call of a `block_until_release` callback return.
@@ -383,23 +378,23 @@ pub enum Step {
     Expect(Box<Expectation>),
     /// Compare the notifications delivered so far.
     ExpectNotifications {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         job: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         kind: Option<KindName>,
         /// Exactly this many deliveries (of `kind`, to `job`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         count: Option<u32>,
         /// At least this many.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         at_least: Option<u32>,
         /// These deliveries, in order (matching the filtered list exactly).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         sequence: Option<Vec<DeliveryExpect>>,
     },
     /// Notifications delivered and not yet returned, for a user (simulator only).
     ExpectInFlight {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         user: Option<String>,
         count: usize,
     },
@@ -410,19 +405,19 @@ pub enum Step {
     },
     /// Files in the run's directory.
     ExpectFiles {
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default)]
         present: Vec<FileExpect>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(default)]
         absent: Vec<String>,
     },
     /// Requests the mock server saw (simulator only).
     ExpectRequests {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         method: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         path: Option<String>,
         /// BITS-Packet-Type for uploads.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         packet: Option<String>,
         count: usize,
     },
@@ -433,45 +428,45 @@ pub enum Step {
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     pub job: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub state: Option<StateName>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub progress: Option<ProgressExpect>,
     /// File progress, by file index.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub file_progress: Option<FileProgressExpect>,
     /// The job error (GetError); `{"hresult": "BG_E_ERROR_INFORMATION_UNAVAILABLE"}`
     /// alone expects GetError to fail with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<ErrorExpect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error_count: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub priority: Option<PrioritySpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub notify_flags: Option<FlagsSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub minimum_retry_delay: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub no_progress_timeout: Option<u32>,
     /// GetReplyProgress (`bytes_total` may be "unknown").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub reply_progress: Option<ProgressExpect>,
     /// GetReplyData: its length, or the HRESULT it fails with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub reply_data: Option<ReplyDataExpect>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressExpect {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bytes_total: Option<SizeSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bytes_transferred: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub files_total: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub files_transferred: Option<u32>,
 }
 
@@ -479,11 +474,11 @@ pub struct ProgressExpect {
 #[serde(deny_unknown_fields)]
 pub struct FileProgressExpect {
     pub file: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bytes_total: Option<SizeSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bytes_transferred: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub completed: Option<bool>,
 }
 
@@ -491,10 +486,10 @@ pub struct FileProgressExpect {
 #[serde(deny_unknown_fields)]
 pub struct ErrorExpect {
     pub hresult: Hr,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub context: Option<ContextName>,
     /// The file index the error is tied to, or `null` for none.
-    #[serde(default, deserialize_with = "some_option", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "some_option")]
     pub file: Option<Option<usize>>,
 }
 
@@ -514,17 +509,17 @@ pub enum ReplyDataExpect {
 #[serde(deny_unknown_fields)]
 pub struct DeliveryExpect {
     pub kind: KindName,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub job: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub attempt: Option<u32>,
     /// What the callback returned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub returned: Option<Hr>,
     /// For JobError: the error delivered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub hresult: Option<Hr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub context: Option<ContextName>,
 }
 
@@ -539,7 +534,7 @@ pub struct FileSpec {
 #[serde(deny_unknown_fields)]
 pub struct FileExpect {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub size: Option<u64>,
 }
 
