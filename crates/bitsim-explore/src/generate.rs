@@ -691,7 +691,8 @@ pub fn to_json(scenario: &Scenario) -> String {
         Ok(v) => v,
         Err(e) => return format!("{{\"error\": \"{e}\"}}"),
     };
-    let defaults = serde_json::to_value(Plan::default()).unwrap_or_default();
+    let mut defaults = serde_json::to_value(Plan::default()).unwrap_or_default();
+    strip_defaults(&mut defaults);
     let trim = |plan: Option<&mut serde_json::Value>| {
         if let (Some(serde_json::Value::Object(fields)), Some(defaults)) = (plan, defaults.as_object()) {
             fields.retain(|k, v| defaults.get(k) != Some(v));

@@ -252,6 +252,10 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     // callback) may have changed what is owed.
     let mut last_call: BTreeMap<JobId, usize> = BTreeMap::new();
     let mut sent: BTreeMap<(JobId, NotificationKind), usize> = BTreeMap::new();
+    // Where each call under way was made, and where each job last entered a state
+    // that raises an event: a call made before that answers an older event.
+    let mut calls: BTreeMap<Delivery, Vec<usize>> = BTreeMap::new();
+    let mut entered: BTreeMap<(JobId, JobState), usize> = BTreeMap::new();
     for (i, e) in facts.events.iter().enumerate() {
         match &e.kind {
             TraceKind::JobCreated { job, user, .. } => {
@@ -262,6 +266,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
             TraceKind::State { job, to, .. } => {
                 last_change.insert(*job, e.at);
                 state.insert(*job, *to);
+                entered.insert((*job, *to), i);
                 refused.retain(|(j, k), _| j != job || raising_state(*k) == Some(*to));
                 for kind in [NotificationKind::JobTransferred, NotificationKind::JobError] {
                     if raising_state(kind) == Some(*to) {
@@ -294,6 +299,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
             } => {
                 in_flight.entry((*job, *kind, *attempt)).or_default().push(user.clone());
                 sent.insert((*job, *kind), i);
+                calls.entry((*job, *kind, *attempt)).or_default().push(i);
                 refused.remove(&(*job, *kind));
                 if let Some(at) = accepted.get(&(*job, *kind)) {
                     violation(
@@ -335,12 +341,22 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 result,
             } => {
                 let (user, same_key) = take_one(&mut in_flight, (*job, *kind, *attempt));
+                let made_at = calls.get_mut(&(*job, *kind, *attempt)).and_then(|v| {
+                    let first = v.first().copied();
+                    if !v.is_empty() {
+                        v.remove(0);
+                    }
+                    first
+                });
+                let answers_an_older_event = raising_state(*kind)
+                    .and_then(|s| entered.get(&(*job, s)))
+                    .is_some_and(|entered_at| made_at.is_some_and(|m| m < *entered_at));
                 if *result == Hresult::RPC_E_DISCONNECTED {
                     disconnected.insert(*job);
                     refused.retain(|(j, _), _| j != job);
                 }
                 // Two calls with one key: which event this answers is not known.
-                if raising_state(*kind).is_none() || same_key > 1 {
+                if raising_state(*kind).is_none() || same_key > 1 || answers_an_older_event {
                     continue;
                 }
                 // An event is owed only while the job is still in the state that raised
