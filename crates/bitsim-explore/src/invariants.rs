@@ -283,6 +283,9 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
             }
             TraceKind::Env { what } => {
                 last_env = e.at;
+                // A restart drops registrations, a logoff or network change moves jobs:
+                // what was refused before is not owed in the same form.
+                refused.clear();
                 if what == "service restart" {
                     in_flight.clear();
                 }
