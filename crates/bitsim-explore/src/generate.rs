@@ -692,12 +692,14 @@ pub fn to_json(scenario: &Scenario) -> String {
         Ok(v) => v,
         Err(e) => return format!("{{\"error\": \"{e}\"}}"),
     };
-    let defaults = serde_json::to_value(Plan::default()).unwrap_or_default();
+    let mut defaults = serde_json::to_value(Plan::default()).unwrap_or_default();
+    strip_defaults(&mut defaults);
     let trim = |plan: Option<&mut serde_json::Value>| {
         if let (Some(serde_json::Value::Object(fields)), Some(defaults)) = (plan, defaults.as_object()) {
             fields.retain(|k, v| defaults.get(k) != Some(v));
         }
     };
+    strip_defaults(&mut value);
     trim(value.get_mut("plan"));
     if let Some(steps) = value.get_mut("steps").and_then(|s| s.as_array_mut()) {
         for step in steps {
@@ -707,6 +709,46 @@ pub fn to_json(scenario: &Scenario) -> String {
     let mut out = String::new();
     write_ordered(&value, 0, &mut out);
     out
+}
+
+/// Leaves out what a reader would not write: nulls (an absent optional field reads
+/// as none), empty lists and maps, `false` flags and `callback2: true` (the defaults).
+fn strip_defaults(value: &mut serde_json::Value) {
+    strip_defaults_in(value, "");
+}
+
+/// `parent`: the key `value` sits under. The entries of `callbacks` are names:
+/// a callback whose policy is all defaults (`{}`) is still defined.
+fn strip_defaults_in(value: &mut serde_json::Value, parent: &str) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) if parent == "callbacks" => {
+            for v in map.values_mut() {
+                strip_defaults_in(v, "");
+            }
+        }
+        Value::Object(map) => {
+            map.retain(|k, v| match v {
+                Value::Null => k == "file", // `"file": null` expects "no file"
+                // `steps`, `jobs` (enum_jobs) and `files` (add_files) are required.
+                Value::Array(a) => !a.is_empty() || ["steps", "jobs", "files"].contains(&k.as_str()),
+                Value::Object(o) => !o.is_empty() || k == "plan",
+                Value::Bool(b) => {
+                    if k == "callback2" {
+                        !*b
+                    } else {
+                        *b || k == "builtin_routes"
+                    }
+                }
+                _ => true,
+            });
+            for (k, v) in map.iter_mut() {
+                strip_defaults_in(v, k);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_defaults_in(v, parent)),
+        _ => {}
+    }
 }
 
 /// Keys in the order people write them (the format's field order, `op` first in a

@@ -126,7 +126,7 @@ type Delivery = (JobId, NotificationKind, u32);
 
 /// Counts each user's notifications in flight from the deliveries and returns.
 fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
-    let mut in_flight: BTreeMap<Delivery, String> = BTreeMap::new();
+    let mut in_flight: BTreeMap<Delivery, Vec<String>> = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for e in facts.events {
         match &e.kind {
@@ -137,8 +137,8 @@ fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 user,
                 ..
             } => {
-                in_flight.insert((*job, *kind, *attempt), user.clone());
-                let n = in_flight.values().filter(|u| *u == user).count();
+                in_flight.entry((*job, *kind, *attempt)).or_default().push(user.clone());
+                let n = in_flight.values().flatten().filter(|u| *u == user).count();
                 if n > NOTIFICATIONS_PER_USER && reported.insert(user.clone()) {
                     violation(
                         out,
@@ -150,13 +150,27 @@ fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 }
             }
             TraceKind::NotifyReturned { job, kind, attempt, .. } => {
-                in_flight.remove(&(*job, *kind, *attempt));
+                take_one(&mut in_flight, (*job, *kind, *attempt));
             }
             // Calls under way are gone with the old service process (ref: bits-spec §4.2).
             TraceKind::Env { what } if what == "service restart" => in_flight.clear(),
             _ => {}
         }
     }
+}
+
+/// Removes one call with this key (a job that re-enters ERROR while its first JobError
+/// call is still blocked has two with the same key); `(user, how many had the key)`.
+fn take_one(in_flight: &mut BTreeMap<Delivery, Vec<String>>, key: Delivery) -> (String, usize) {
+    let Some(users) = in_flight.get_mut(&key) else {
+        return (String::new(), 0);
+    };
+    let n = users.len();
+    let user = users.remove(0);
+    if users.is_empty() {
+        in_flight.remove(&key);
+    }
+    (user, n)
 }
 
 /// JobError is "not called for transient errors": when it is delivered (by callback or
@@ -229,9 +243,20 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     let mut last_change: BTreeMap<JobId, Time> = BTreeMap::new();
     let mut last_env = Time::ZERO;
     let mut user_busy: BTreeMap<String, Time> = BTreeMap::new();
-    let mut in_flight: BTreeMap<Delivery, String> = BTreeMap::new();
+    let mut in_flight: BTreeMap<Delivery, Vec<String>> = BTreeMap::new();
     let mut state: BTreeMap<JobId, JobState> = BTreeMap::new();
-    for e in facts.events {
+    // Jobs whose callback answered RPC_E_DISCONNECTED: the pointer is dead, and what is
+    // owed waits for a new registration (ref: bits-spec §4.2), a call on the job.
+    let mut disconnected: BTreeSet<JobId> = BTreeSet::new();
+    // Event positions: a call made while a delivery was under way (new flags, a new
+    // callback) may have changed what is owed.
+    let mut last_call: BTreeMap<JobId, usize> = BTreeMap::new();
+    let mut sent: BTreeMap<(JobId, NotificationKind), usize> = BTreeMap::new();
+    // Where each call under way was made, and where each job last entered a state
+    // that raises an event: a call made before that answers an older event.
+    let mut calls: BTreeMap<Delivery, Vec<usize>> = BTreeMap::new();
+    let mut entered: BTreeMap<(JobId, JobState), usize> = BTreeMap::new();
+    for (i, e) in facts.events.iter().enumerate() {
         match &e.kind {
             TraceKind::JobCreated { job, user, .. } => {
                 owner.insert(*job, user.clone());
@@ -241,6 +266,8 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
             TraceKind::State { job, to, .. } => {
                 last_change.insert(*job, e.at);
                 state.insert(*job, *to);
+                entered.insert((*job, *to), i);
+                refused.retain(|(j, k), _| j != job || raising_state(*k) == Some(*to));
                 for kind in [NotificationKind::JobTransferred, NotificationKind::JobError] {
                     if raising_state(kind) == Some(*to) {
                         accepted.remove(&(*job, kind));
@@ -249,9 +276,16 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
             }
             TraceKind::Call { job: Some(job), .. } => {
                 last_change.insert(*job, e.at);
+                last_call.insert(*job, i);
+                disconnected.remove(job);
+                // A call after the refusal may change what is owed (same-time events too).
+                refused.retain(|(j, _), _| j != job);
             }
             TraceKind::Env { what } => {
                 last_env = e.at;
+                // A restart drops registrations, a logoff or network change moves jobs:
+                // what was refused before is not owed in the same form.
+                refused.clear();
                 if what == "service restart" {
                     in_flight.clear();
                 }
@@ -266,7 +300,9 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 user,
                 ..
             } => {
-                in_flight.insert((*job, *kind, *attempt), user.clone());
+                in_flight.entry((*job, *kind, *attempt)).or_default().push(user.clone());
+                sent.insert((*job, *kind), i);
+                calls.entry((*job, *kind, *attempt)).or_default().push(i);
                 refused.remove(&(*job, *kind));
                 if let Some(at) = accepted.get(&(*job, *kind)) {
                     violation(
@@ -307,18 +343,32 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 attempt,
                 result,
             } => {
-                let user = in_flight.remove(&(*job, *kind, *attempt)).unwrap_or_default();
-                if raising_state(*kind).is_none() {
+                let (user, same_key) = take_one(&mut in_flight, (*job, *kind, *attempt));
+                let made_at = calls.get_mut(&(*job, *kind, *attempt)).and_then(|v| {
+                    let first = v.first().copied();
+                    if !v.is_empty() {
+                        v.remove(0);
+                    }
+                    first
+                });
+                let answers_an_older_event = raising_state(*kind)
+                    .and_then(|s| entered.get(&(*job, s)))
+                    .is_some_and(|entered_at| made_at.is_some_and(|m| m < *entered_at));
+                if *result == Hresult::RPC_E_DISCONNECTED {
+                    disconnected.insert(*job);
+                    refused.retain(|(j, _), _| j != job);
+                }
+                // Two calls with one key: which event this answers is not known.
+                if raising_state(*kind).is_none() || same_key > 1 || answers_an_older_event {
                     continue;
                 }
                 // An event is owed only while the job is still in the state that raised
                 // it (a job cancelled meanwhile is owed nothing).
-                let still_owed = state.get(job).copied() == raising_state(*kind);
+                let changed_meanwhile = last_call.get(job) > sent.get(&(*job, *kind));
+                let still_owed = state.get(job).copied() == raising_state(*kind) && !changed_meanwhile;
                 if *result == Hresult::S_OK {
                     accepted.insert((*job, *kind), e.at);
-                } else if *result != Hresult::RPC_E_DISCONNECTED && still_owed {
-                    // A disconnected callback cannot be called again: the event waits for
-                    // a new registration (ref: bits-spec §4.2), which is a call on the job.
+                } else if still_owed && !disconnected.contains(job) {
                     refused.insert((*job, *kind), (e.at, user));
                 }
             }
@@ -338,7 +388,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
         let quiet = last_change.get(&job).is_none_or(|t| *t <= at)
             && last_env <= at
             && user_busy.get(&user).is_none_or(|t| *t <= at)
-            && !in_flight.values().any(|u| *u == user);
+            && !in_flight.values().flatten().any(|u| *u == user);
         if quiet && end.0.saturating_sub(at.0) > patience.0 {
             violation(
                 out,
