@@ -593,6 +593,70 @@ const FIELD_SETTERS: &[FieldSetter] = &[
             Ok(())
         },
     },
+    // The issue-9 choices (docs/decisions.md, "Fidelity choices").
+    FieldSetter {
+        name: "cmdline_fallback",
+        takes: "on_failure_code|on_any_not_accepted",
+        set: |p, v| {
+            p.cmdline_fallback = match v {
+                "on_failure_code" => CmdLineFallback::OnFailureCode,
+                "on_any_not_accepted" => CmdLineFallback::OnAnyNotAccepted,
+                _ => return Err(format!("`{v}` is not on_failure_code or on_any_not_accepted")),
+            };
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "service_accounts_run_cmdline",
+        takes: "true|false",
+        set: |p, v| {
+            p.service_accounts_run_cmdline = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "not_logged_on_add_file",
+        takes: "an HRESULT or `none`",
+        set: |p, v| {
+            p.not_logged_on_add_file = match v {
+                "none" => None,
+                _ => Some(Hresult::parse(v).ok_or_else(|| format!("`{v}` is not an HRESULT"))?),
+            };
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "battery_saver_spares_foreground",
+        takes: "true|false",
+        set: |p, v| {
+            p.battery_saver_spares_foreground = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "cancel_session_retry_for",
+        takes: "a duration",
+        set: |p, v| {
+            p.cancel_session_retry_for = parse_span(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "max_jobs_per_user",
+        takes: "a count",
+        set: |p, v| {
+            p.limits.max_jobs_per_user = parse_count(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "max_files_per_job",
+        takes: "a count",
+        set: |p, v| {
+            p.limits.max_files_per_job = parse_count(v)?;
+            Ok(())
+        },
+    },
 ];
 
 impl Profile {
@@ -629,6 +693,19 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_9_choices_are_settable() {
+        let mut p = Profile::bits();
+        assert_eq!(p.cmdline_fallback, CmdLineFallback::OnFailureCode);
+        p.set_field("cmdline_fallback", "on_any_not_accepted").unwrap();
+        assert_eq!(p.cmdline_fallback, CmdLineFallback::OnAnyNotAccepted);
+        p.set_field("not_logged_on_add_file", "none").unwrap();
+        assert_eq!(p.not_logged_on_add_file, None);
+        p.set_field("max_jobs_per_user", "3").unwrap();
+        assert_eq!(p.limits.max_jobs_per_user, 3);
+        assert!(p.set_field("cmdline_fallback", "sometimes").is_err());
+    }
 
     #[test]
     fn set_field_changes_exactly_that_field() {
@@ -670,6 +747,10 @@ mod tests {
                 "any_success"
             } else if value.starts_with("detailed") {
                 "remote_file_only_for_403"
+            } else if value.starts_with("on_failure_code") {
+                "on_any_not_accepted"
+            } else if value.starts_with("an HRESULT or `none`") {
+                "none"
             } else {
                 "keep_last"
             };
