@@ -56,12 +56,12 @@ win_main() {
   case "$mode" in
     check)
       local start=$SECONDS
-      echo "== cargo check --target $WIN_TARGET -p bitsim-windows -p bitsim" >&2
-      win_cargo check -p bitsim-windows -p bitsim --lib --bins --examples --tests
+      echo "== cargo check --target $WIN_TARGET -p bitsim-windows -p bitsim-com -p bitsim" >&2
+      win_cargo check -p bitsim-windows -p bitsim-com -p bitsim --lib --bins --examples --tests
       # Clippy on the cfg(windows) code, which clippy on Linux never sees.
       # --no-deps: the other crates are linted by the Linux clippy step.
       echo "== cargo clippy --no-deps --target $WIN_TARGET -p bitsim-windows" >&2
-      win_cargo clippy --no-deps -p bitsim-windows --lib --examples --tests -- -D warnings
+      win_cargo clippy --no-deps -p bitsim-windows -p bitsim-com --lib --examples --tests -- -D warnings
       echo "== windows check + clippy ok ($((SECONDS - start)) s)" >&2
       ;;
     build)

@@ -40,7 +40,9 @@ pub struct SimConfig {
     pub profile: Profile,
     pub seed: u64,
     pub plan: Plan,
-    /// The run's directory: local files, temporaries and replies live here.
+    /// The run's directory: local files, temporaries and replies live here, and
+    /// no file outside it is touched. Empty: no confinement (the COM facade,
+    /// whose client names its own local paths).
     pub root: PathBuf,
     /// `None`: an in-memory mock server with `plan` (deterministic lane).
     pub tcp: Option<std::net::SocketAddr>,
@@ -61,6 +63,49 @@ pub struct SimConfig {
     pub max_trace_lines: u64,
     /// Set by a wall-clock watchdog: the run stops at its next step.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Virtual milliseconds per millisecond of the runtime's clock: 1 for
+    /// scenario runs (the paused clock makes every wait instant anyway); N for
+    /// the COM facade's `--time-scale N` on a real clock, so a 600 s retry
+    /// delay takes 600 / N seconds of wall time.
+    pub time_scale: u64,
+    /// Who answers notifications and runs the notify command line. `None`: the
+    /// scenario's callback policies and exit codes (recorded, virtual);
+    /// `Some`: a real host (the COM facade calls the client's callback objects
+    /// and starts real processes).
+    pub host: Option<std::sync::Arc<dyn ExternalHost>>,
+    /// Overrides where requests go (e.g. [`Connector::ByUrl`] for the COM
+    /// facade); `None`: from `tcp`.
+    pub connector: Option<Connector>,
+}
+
+/// Executes notifications and command lines for real, outside the simulator
+/// (the COM facade). It decides nothing: it calls what the model said to call
+/// and reports the result through [`Completion`].
+pub trait ExternalHost: Send + Sync + std::fmt::Debug {
+    /// Calls the job's callback object; report its HRESULT with
+    /// [`Completion::notification_returned`], from any thread, once it returned.
+    fn notify(&self, notification: bitsim_model::Notification, done: Completion);
+    /// Starts `program` with `parameters`; report its exit code with
+    /// [`Completion::command_line_exited`].
+    fn run_command_line(&self, id: NotificationId, job: JobId, program: String, parameters: String, done: Completion);
+}
+
+/// How an [`ExternalHost`] hands a result back to the simulator (any thread).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl Completion {
+    /// The callback method returned `hr` (RPC_E_DISCONNECTED for a dead client).
+    pub fn notification_returned(&self, id: NotificationId, hr: Hresult) {
+        let _ = self.tx.send(Input::NotifyReturned(id, hr));
+    }
+
+    /// The notify command line's process exited with `code`.
+    pub fn command_line_exited(&self, id: NotificationId, code: i32) {
+        let _ = self.tx.send(Input::CommandExited(id, code));
+    }
 }
 
 /// Default of [`SimConfig::max_trace_lines`] (about 100 MB of trace).
@@ -82,6 +127,9 @@ impl SimConfig {
             max_steps_per_instant: MAX_STEPS_PER_INSTANT,
             max_trace_lines: MAX_TRACE_LINES,
             stop: None,
+            time_scale: 1,
+            host: None,
+            connector: None,
         }
     }
 }
@@ -133,6 +181,13 @@ pub struct Simulator {
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Why the run was stopped, once it was.
     halted: Option<String>,
+    /// See [`SimConfig::time_scale`].
+    time_scale: u64,
+    /// Virtual milliseconds added by [`Simulator::jump`].
+    jumped: u64,
+    external: Option<std::sync::Arc<dyn ExternalHost>>,
+    /// Command lines an external host is running, and their jobs.
+    pending_commands: HashMap<NotificationId, JobId>,
 }
 
 impl Simulator {
@@ -141,12 +196,15 @@ impl Simulator {
         let server = config
             .server
             .unwrap_or_else(|| MockServer::new(config.plan, config.seed));
-        let (connector, host) = match config.tcp {
-            Some(addr) => (Connector::Tcp(addr), addr.to_string()),
-            None => (Connector::InMemory(server.clone()), SIM_HOST.to_string()),
+        let (connector, host) = match (config.connector, config.tcp) {
+            (Some(c), _) => (c, SIM_HOST.to_string()),
+            (None, Some(addr)) => (Connector::Tcp(addr), addr.to_string()),
+            (None, None) => (Connector::InMemory(server.clone()), SIM_HOST.to_string()),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = std::fs::create_dir_all(&config.root);
+        if !config.root.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(&config.root);
+        }
         // The request log's times then line up with the trace's.
         server.start_clock();
         Simulator {
@@ -181,6 +239,10 @@ impl Simulator {
             max_trace_lines: config.max_trace_lines,
             stop: config.stop,
             halted: None,
+            time_scale: config.time_scale.max(1),
+            jumped: 0,
+            external: config.host,
+            pending_commands: HashMap::new(),
         }
     }
 
@@ -260,11 +322,45 @@ impl Simulator {
     }
 
     fn time(&self) -> Time {
-        Time(self.start.elapsed().as_millis() as u64)
+        let elapsed = self.start.elapsed();
+        let ms = match self.time_scale {
+            1 => elapsed.as_millis() as u64,
+            n => (elapsed.as_micros() as u64).saturating_mul(n) / 1000,
+        };
+        Time(self.jumped.saturating_add(ms))
     }
 
+    /// When the runtime's clock reaches virtual time `t` (rounded up, so a
+    /// timer never fires early; at most 100 years ahead).
     fn instant(&self, t: Time) -> Instant {
-        self.start + std::time::Duration::from_millis(t.0)
+        const MAX_US: u64 = 100 * 365 * 86_400 * 1_000_000;
+        let virtual_ms = t.0.saturating_sub(self.jumped);
+        let wall_us = virtual_ms.saturating_mul(1000).div_ceil(self.time_scale);
+        self.start + std::time::Duration::from_micros(wall_us.min(MAX_US))
+    }
+
+    /// Moves virtual time ahead by `by` at once (the COM facade's "jump ahead
+    /// by D"): timers due by then fire at the next step, in order.
+    pub fn jump(&mut self, by: std::time::Duration) {
+        self.jumped = self.jumped.saturating_add(by.as_millis() as u64);
+        self.line(format!("clock jumped ahead by {}", Time(by.as_millis() as u64)));
+    }
+
+    /// Writes a line of the executor's own to the trace (the COM facade notes a
+    /// method it has no rule for).
+    pub fn note(&mut self, text: String) {
+        self.line(text);
+    }
+
+    /// The reply body an upload-reply job received (GetReplyData's bytes; the
+    /// model decides whether they may be read and how many there are).
+    pub fn reply_body(&self, job: JobId) -> Option<Bytes> {
+        self.replies.get(&job).cloned()
+    }
+
+    /// A handle for returning results from outside (see [`ExternalHost`]).
+    pub fn completion(&self) -> Completion {
+        Completion { tx: self.tx.clone() }
     }
 
     fn line(&mut self, text: String) {
@@ -334,6 +430,20 @@ impl Simulator {
                 }
             }
             Effect::Notify(n) => {
+                if let Some(host) = self.external.clone() {
+                    self.delivery_index.insert(n.id, self.deliveries.len());
+                    self.deliveries.push(Delivery {
+                        at: now,
+                        job: n.job,
+                        kind: n.kind,
+                        attempt: n.attempt,
+                        returned: None,
+                        error: n.error,
+                        file: n.file,
+                    });
+                    host.notify(n, self.completion());
+                    return;
+                }
                 let idx = n.callback.id as usize;
                 let (hr, block, hold) = match self.callbacks.get_mut(idx) {
                     Some(cb) => {
@@ -377,6 +487,17 @@ impl Simulator {
                     });
                 } else {
                     self.returned(n.id, hr);
+                }
+            }
+            Effect::RunCommandLine {
+                id,
+                job,
+                program,
+                parameters,
+            } if self.external.is_some() => {
+                if let Some(host) = self.external.clone() {
+                    self.pending_commands.insert(id, job);
+                    host.run_command_line(id, job, program, parameters, self.completion());
                 }
             }
             Effect::RunCommandLine { id, job, .. } => {
@@ -474,6 +595,16 @@ impl Simulator {
             Input::Line(text) => self.line(text),
             Input::Connection(id, job) => self.connection_jobs.push((id, job)),
             Input::NotifyReturned(id, hr) => self.returned(id, hr),
+            Input::CommandExited(id, code) => {
+                if let Some(job) = self.pending_commands.remove(&id) {
+                    self.command_runs.push(CommandRun {
+                        at: now,
+                        job,
+                        exit_code: code,
+                    });
+                }
+                self.service.command_line_exited(now, id, code);
+            }
             Input::LastModified(job, file, lm) => {
                 self.last_modified.insert((job, file), lm);
             }

@@ -27,6 +27,8 @@ pub(crate) enum Input {
     /// A trace line about the wire (`http GET /f -> 206`).
     Line(String),
     NotifyReturned(bitsim_model::NotificationId, Hresult),
+    /// An external host's notify command line exited with this code.
+    CommandExited(bitsim_model::NotificationId, i32),
     LastModified(JobId, usize, Option<String>),
     Session(JobId, Option<String>),
     ReplyUrl(JobId, String),
@@ -75,8 +77,8 @@ impl Task {
     }
 
     /// Opens a connection and tells the simulator whose it is.
-    async fn connect(&self) -> Result<Conn, TransferFailure> {
-        let conn = self.connector.connect().await?;
+    async fn connect(&self, uri: &Uri) -> Result<Conn, TransferFailure> {
+        let conn = self.connector.connect(uri).await?;
         if let Some(id) = conn.id() {
             let _ = self.tx.send(Input::Connection(id, self.start.job));
         }
@@ -198,7 +200,7 @@ impl Task {
 
     async fn download_file(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
-        let mut conn = self.connect().await?;
+        let mut conn = self.connect(&uri).await?;
         let head = self.head(&mut conn, &uri, RequestPhase::Download).await?;
         let TransferWhat::File(file) = self.start.what else {
             return Ok(());
@@ -238,7 +240,7 @@ impl Task {
             return Err(TransferFailure::Protocol(ProtocolFailure::InvalidServerResponse));
         };
         let uri = parse_uri(&url)?;
-        let mut conn = self.connect().await?;
+        let mut conn = self.connect(&uri).await?;
         let head = self.head(&mut conn, &uri, RequestPhase::Reply).await?;
         self.event(TransferEvent::Connected {
             bytes_total: Some(head.size),
@@ -284,7 +286,7 @@ impl Task {
             }
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
-                *conn = self.connect().await?;
+                *conn = self.connect(&uri).await?;
                 continue;
             }
             if !resp.status.is_success() {
@@ -338,7 +340,7 @@ impl Task {
             }
             if let Some(next) = redirect(&uri, resp.status, &resp.headers) {
                 uri = next;
-                *conn = self.connect().await?;
+                *conn = self.connect(&uri).await?;
                 continue;
             }
             let expected = size - offset;
@@ -397,7 +399,7 @@ impl Task {
             })
         })?;
         let total = data.len() as u64;
-        let mut conn = self.connect().await?;
+        let mut conn = self.connect(&uri).await?;
         let mut offset = self.start.offset;
         let session = match &self.session {
             Some(s) => {
@@ -608,7 +610,7 @@ pub(crate) async fn cancel_session(
         Some(id) => {
             let sent: Result<(String, u16), TransferFailure> = async {
                 let uri = parse_uri(&remote_name)?;
-                let mut conn = connector.connect().await?;
+                let mut conn = connector.connect(&uri).await?;
                 if let Some(conn_id) = conn.id() {
                     let _ = tx.send(Input::Connection(conn_id, job));
                 }

@@ -16,8 +16,12 @@ use std::time::Duration;
 pub enum Connector {
     /// The in-memory mock server (deterministic lane, paused clock).
     InMemory(bitsim_server::MockServer),
-    /// A TCP address (wall-clock lane, or an external server).
+    /// A TCP address (wall-clock lane, or an external server): every request
+    /// goes there, whatever host its URL names.
     Tcp(SocketAddr),
+    /// The host and port each URL names, over TCP (the COM facade: a client's
+    /// own URLs, as real BITS would fetch them).
+    ByUrl,
 }
 
 /// Per-request timeouts (ref: bits-http §4: MC-BUP request and response timers of
@@ -32,7 +36,7 @@ pub struct Conn {
 }
 
 impl Connector {
-    pub async fn connect(&self) -> Result<Conn, TransferFailure> {
+    pub async fn connect(&self, uri: &Uri) -> Result<Conn, TransferFailure> {
         let refused = TransferFailure::Network(NetworkFailure::ConnectionRefused);
         let mut id = None;
         let sender = match self {
@@ -51,8 +55,17 @@ impl Connector {
                 });
                 sender
             }
-            Connector::Tcp(addr) => {
-                let stream = tokio::net::TcpStream::connect(addr).await.map_err(|_| refused)?;
+            Connector::Tcp(_) | Connector::ByUrl => {
+                let stream = match self {
+                    Connector::Tcp(addr) => tokio::net::TcpStream::connect(addr).await,
+                    _ => {
+                        let host = uri.host().ok_or(refused)?;
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let port = uri.port_u16().unwrap_or(80);
+                        tokio::net::TcpStream::connect((host, port)).await
+                    }
+                }
+                .map_err(|_| refused)?;
                 let _ = stream.set_nodelay(true);
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                     .await
@@ -273,7 +286,7 @@ mod tests {
         };
         let connector = Connector::InMemory(bitsim_server::MockServer::new(plan, 1));
         assert_eq!(
-            connector.connect().await.err(),
+            connector.connect(&"http://bitsim.test/f".parse().unwrap()).await.err(),
             Some(TransferFailure::Network(NetworkFailure::ConnectionRefused))
         );
     }

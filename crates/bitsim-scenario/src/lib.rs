@@ -15,7 +15,7 @@ pub mod runner;
 pub mod validate;
 
 pub use backend::{Backend, CommandRun, Delivery, NotApplicable};
-pub use format::{CallbackPolicy, Scenario, Step, StepEntry};
+pub use format::{CallbackPolicy, Dur, Scenario, Step, StepEntry};
 pub use load::{discover, load_file, load_plan, parse_scenario, LoadError, LoadedScenario};
 pub use observed::Observed;
 pub use projection::{diff, diff_lines, Projection};

@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod com_server;
 mod conform;
 mod diff;
 mod explore;
@@ -43,10 +44,13 @@ enum Command {
     /// Generate scenarios, check the model's invariants (and compare with another
     /// backend), and write each problem, shrunk, as a scenario file.
     Explore(explore::ExploreArgs),
+    /// Serve BITS's own COM API from the model (Windows or Wine), so unchanged
+    /// client programs run against it in scaled time.
+    ComServer(com_server::ComServerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(com_server::strip_embedding(std::env::args_os()));
     init_logging(cli.verbose);
     match cli.command {
         Some(Command::Run(args)) => std::process::exit(run::run(args)),
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::ComServer(args)) => com_server::run(args),
         Some(Command::Flavors) => {
             for flavor in bitsim_model::Flavor::ALL {
                 println!("{flavor:?}");

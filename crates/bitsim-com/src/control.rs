@@ -1,0 +1,184 @@
+//! The control endpoint: what a client cannot say through COM. Loopback only.
+//!
+//! | request | body | effect |
+//! |---|---|---|
+//! | `GET /_bitsim/status` | | `{"now_ms": N, "jobs": N}` |
+//! | `POST /_bitsim/env` | an environment event as JSON: `"network_lost"`, `"network_restored"`, `"service_restart"`, `{"network_cost": 2}`, `{"battery_saver": true}`, `{"log_off": 0}` | the model handles it now |
+//! | `POST /_bitsim/jump` | `{"by": "600s"}` (a scenario duration) | virtual time jumps ahead; due timers fire in order |
+//! | `POST /_bitsim/quit` | | the server revokes its classes and exits |
+//!
+//! Faults are not here: they are the mock server's plan (`PUT /_bitsim/plan` on
+//! `bitsim serve`).
+
+use crate::driver::Handle;
+use bitsim_model::EnvEvent;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+
+/// Largest request body the endpoint reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A running control endpoint.
+pub struct Control {
+    addr: SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Control {
+    /// Listens on `addr` (loopback only; port 0 picks one). `quit` is called
+    /// (once) when a client posts `/_bitsim/quit`.
+    pub fn start(
+        addr: SocketAddr,
+        handle: Handle,
+        quit: impl Fn() + Send + Sync + 'static,
+    ) -> std::io::Result<Control> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the control endpoint listens on loopback only, not {addr}"),
+            ));
+        }
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let quit = std::sync::Arc::new(quit);
+        let thread = std::thread::Builder::new()
+            .name("bitsim-control".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    loop {
+                        let (stream, _) = tokio::select! {
+                            _ = &mut stop_rx => return,
+                            accepted = listener.accept() => match accepted {
+                                Ok(a) => a,
+                                Err(_) => continue,
+                            },
+                        };
+                        let handle = handle.clone();
+                        let quit = quit.clone();
+                        tokio::spawn(async move {
+                            let service = hyper::service::service_fn(move |req| {
+                                let handle = handle.clone();
+                                let quit = quit.clone();
+                                async move { Ok::<_, std::convert::Infallible>(route(req, &handle, &*quit).await) }
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            })?;
+        Ok(Control {
+            addr,
+            thread: Some(thread),
+            stop: Some(stop_tx),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body + "\n")));
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Jump {
+    by: serde_json::Value,
+}
+
+async fn route(req: Request<Incoming>, handle: &Handle, quit: &(dyn Fn() + Send + Sync)) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, format!("body: at most {MAX_BODY} bytes")),
+    };
+    let stopped = |_| reply(StatusCode::SERVICE_UNAVAILABLE, "the bitsim driver has stopped".into());
+    match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/_bitsim/status") => {
+            let now = match handle.now_async().await {
+                Ok(t) => t,
+                Err(e) => return stopped(e),
+            };
+            let jobs = handle.jobs_async().await.unwrap_or(0);
+            reply(StatusCode::OK, format!("{{\"now_ms\":{},\"jobs\":{jobs}}}", now.0))
+        }
+        (&Method::POST, "/_bitsim/env") => match serde_json::from_slice::<EnvEvent>(&body) {
+            Ok(event) => match handle.env_async(event).await {
+                Ok(()) => reply(StatusCode::OK, "ok".into()),
+                Err(e) => stopped(e),
+            },
+            Err(e) => reply(
+                StatusCode::BAD_REQUEST,
+                format!("env: {e} (line {}, column {})", e.line(), e.column()),
+            ),
+        },
+        (&Method::POST, "/_bitsim/jump") => {
+            let by = match serde_json::from_slice::<Jump>(&body) {
+                Ok(j) => j.by,
+                Err(e) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "jump: {e} (line {}, column {}); expected {{\"by\": \"600s\"}}",
+                            e.line(),
+                            e.column()
+                        ),
+                    )
+                }
+            };
+            let parsed = match &by {
+                serde_json::Value::String(s) => bitsim_scenario::Dur::parse_checked(s).map(|d| d.0 .0),
+                serde_json::Value::Number(n) => n
+                    .as_u64()
+                    .filter(|ms| *ms <= bitsim_scenario::Dur::MAX_MS)
+                    .ok_or_else(|| format!("jump.by: {n} is not a whole number of milliseconds within 100 years")),
+                other => Err(format!("jump.by: expected a duration, got {other}")),
+            };
+            match parsed {
+                Ok(ms) => match handle.jump_async(std::time::Duration::from_millis(ms)).await {
+                    Ok(()) => reply(StatusCode::OK, "ok".into()),
+                    Err(e) => stopped(e),
+                },
+                Err(e) => reply(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        (&Method::POST, "/_bitsim/quit") => {
+            quit();
+            reply(StatusCode::OK, "bye".into())
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "routes: GET /_bitsim/status, POST /_bitsim/env, POST /_bitsim/jump, POST /_bitsim/quit".into(),
+        ),
+    }
+}

@@ -1,0 +1,182 @@
+//! The driver end to end on Linux: the model on a scaled real clock, real TCP to
+//! a mock server, notifications answered by an external host (as the COM layer
+//! does with a client's callback object).
+
+use bitsim_com::driver::{Driver, DriverConfig, Handle};
+use bitsim_engine::{Completion, ExternalHost};
+use bitsim_model::{
+    ApiCall, ApiValue, Callback, ErrorContext, Flavor, Hresult, JobId, JobState, JobType, Notification, NotificationId,
+    NotificationKind,
+};
+use bitsim_server::{MockServer, Plan};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A mock server on 127.0.0.1 in a thread of its own; dropped with the test.
+struct Server {
+    addr: std::net::SocketAddr,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn server(plan: &str) -> Server {
+    let plan: Plan = serde_json::from_str(plan).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mock = MockServer::new(plan, 7);
+    rt.spawn(async move { mock.serve_tcp(listener, std::future::pending()).await });
+    Server { addr, _rt: rt }
+}
+
+/// One callback call: method, attempt, the error it carried.
+type Call = (NotificationKind, u32, Option<(Hresult, ErrorContext)>);
+
+/// Answers each notification from a list of return codes (the last repeats),
+/// as a client's callback object would, and records what it was called with.
+#[derive(Debug, Default)]
+struct Host {
+    returns: Vec<Hresult>,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl ExternalHost for Host {
+    fn notify(&self, n: Notification, done: Completion) {
+        let mut calls = self.calls.lock().unwrap();
+        let hr = self
+            .returns
+            .get(calls.len())
+            .or(self.returns.last())
+            .copied()
+            .unwrap_or(Hresult::S_OK);
+        calls.push((n.kind, n.attempt, n.error));
+        // From another thread, like an RPC call returning.
+        std::thread::spawn(move || done.notification_returned(n.id, hr));
+    }
+    fn run_command_line(&self, id: NotificationId, _: JobId, _: String, _: String, done: Completion) {
+        done.command_line_exited(id, 0);
+    }
+}
+
+fn start(host: Arc<Host>, scale: u64, trace: Option<std::path::PathBuf>) -> Driver {
+    let mut config = DriverConfig::new(Flavor::Bits);
+    config.time_scale = scale;
+    config.trace = trace;
+    Driver::start(config, host).unwrap()
+}
+
+fn job(h: &Handle, url: &str, local: &std::path::Path) -> JobId {
+    let reply = h
+        .call(ApiCall::CreateJob {
+            user: h.user(),
+            display_name: "client".into(),
+            job_type: JobType::Download,
+        })
+        .unwrap();
+    let ApiValue::Job(job) = reply.value else {
+        panic!("CreateJob: {reply:?}")
+    };
+    let r = h
+        .call(ApiCall::AddFile {
+            job,
+            remote_name: url.into(),
+            local_name: local.to_string_lossy().into_owned(),
+        })
+        .unwrap();
+    assert_eq!(r.hresult, Hresult::S_OK);
+    h.call(ApiCall::SetNotifyInterface {
+        job,
+        callback: Some(Callback {
+            id: 0,
+            callback2: false,
+        }),
+    })
+    .unwrap();
+    job
+}
+
+fn state(h: &Handle, job: JobId) -> JobState {
+    match h.call(ApiCall::GetState { job }).unwrap().value {
+        ApiValue::State(s) => s,
+        v => panic!("GetState: {v:?}"),
+    }
+}
+
+/// Polls until the job is in `want` (at most 30 s of wall time: a hang guard,
+/// not a timing assertion).
+fn wait_for(h: &Handle, job: JobId, want: JobState) {
+    let t0 = Instant::now();
+    while state(h, job) != want {
+        assert!(t0.elapsed() < Duration::from_secs(30), "job never reached {want:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_503_retries_after_the_minimum_retry_delay_in_scaled_time() {
+    let srv = server(
+        r#"{"rules": [{"match": {"method": "HEAD", "path": "/bytes/2048", "to": 1}, "fault": {"kind": "status", "status": 503}}]}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(Host::default());
+    // 600 s of retry delay at 600× is about one second of wall time.
+    let driver = start(host.clone(), 600, Some(dir.path().join("trace.txt")));
+    let h = driver.handle();
+    let local = dir.path().join("out.bin");
+    let job = job(&h, &format!("http://{}/bytes/2048", srv.addr), &local);
+    h.call(ApiCall::Resume { job }).unwrap();
+    wait_for(&h, job, JobState::TransientError);
+    let before = h.now().unwrap();
+    wait_for(&h, job, JobState::Transferred);
+    let waited = h.now().unwrap().0 - before.0;
+    assert!(waited >= 590_000, "retried after only {waited} virtual ms");
+    let r = h.call(ApiCall::Complete { job }).unwrap();
+    assert_eq!(r.hresult, Hresult::S_OK);
+    assert_eq!(std::fs::metadata(&local).unwrap().len(), 2048);
+    driver.join().unwrap();
+    let trace = std::fs::read_to_string(dir.path().join("trace.txt")).unwrap();
+    assert!(trace.contains("TRANSIENT_ERROR"), "{trace}");
+    assert!(trace.contains("-> 503"), "{trace}");
+    assert!(trace.contains("ACKNOWLEDGED"), "{trace}");
+}
+
+#[test]
+fn a_403_is_an_error_and_job_error_is_redelivered_until_s_ok() {
+    let srv = server("{}");
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(Host {
+        returns: vec![Hresult::E_FAIL, Hresult::E_FAIL, Hresult::S_OK],
+        ..Default::default()
+    });
+    let driver = start(host.clone(), 6000, None);
+    let h = driver.handle();
+    let job = job(&h, &format!("http://{}/status/403", srv.addr), &dir.path().join("x"));
+    h.call(ApiCall::Resume { job }).unwrap();
+    wait_for(&h, job, JobState::Error);
+    match h.call(ApiCall::GetError { job }).unwrap().value {
+        ApiValue::Error { hresult, context, .. } => {
+            assert_eq!(hresult, Hresult(0x8019_0193));
+            assert_eq!(context, ErrorContext::RemoteFile);
+        }
+        v => panic!("GetError: {v:?}"),
+    }
+    // Re-delivery waits the minimum retry delay: jump over it twice.
+    let t0 = Instant::now();
+    while host.calls.lock().unwrap().len() < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "JobError was not re-delivered");
+        h.jump(Duration::from_secs(600)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.jump(Duration::from_secs(3600)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let calls = host.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "S_OK ends the re-delivery: {calls:?}");
+    assert!(calls
+        .iter()
+        .all(|(k, _, e)| *k == NotificationKind::JobError && e.map(|e| e.0) == Some(Hresult(0x8019_0193))));
+    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), [1, 2, 3]);
+    driver.join().unwrap();
+}

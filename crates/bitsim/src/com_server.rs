@@ -1,0 +1,70 @@
+//! `bitsim com-server`: bitsim behind BITS's own COM API (bitsim-com). Runs on
+//! Windows and under Wine; see docs/conformance/bitsim-com.md and
+//! scripts/wine-com.sh.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Arguments of `bitsim com-server`.
+#[derive(Debug, clap::Args)]
+pub struct ComServerArgs {
+    /// Virtual seconds per wall-clock second: at 600 a 600 s retry delay takes
+    /// about one second. 1 to 1000000.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    time_scale: u64,
+    /// Write the model's trace here, line by line (the format of `bitsim run`'s
+    /// traces, for snapshot review and `bitsim diff`).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// The control endpoint (environment events, jump ahead, quit): loopback
+    /// only; port 0 picks a free port, printed on the ready line.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: SocketAddr,
+    /// Send every HTTP request to this address (a mock server), whatever host the
+    /// client's URL names; without it each URL's own host and port are used.
+    #[arg(long, value_name = "ADDR")]
+    route_all_to: Option<SocketAddr>,
+    /// Seed of the model's random choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Set a Profile field (see `bitsim flavors`), e.g. cmdline_fallback=...
+    #[arg(long = "profile-field", value_name = "NAME=VALUE")]
+    profile_field: Vec<String>,
+}
+
+/// COM appends `-Embedding` (or `/Embedding`) when it starts a LocalServer32:
+/// not a flag of ours, so it is dropped before parsing.
+pub fn strip_embedding(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.filter(|a| {
+        let s = a.to_string_lossy();
+        !(s.eq_ignore_ascii_case("-Embedding") || s.eq_ignore_ascii_case("/Embedding"))
+    })
+    .collect()
+}
+
+#[cfg(windows)]
+pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
+    use anyhow::anyhow;
+    let overrides =
+        bitsim_explore::Overrides::parse(&args.profile_field).map_err(|e| anyhow!("--profile-field: {e}"))?;
+    let mut driver = bitsim_com::driver::DriverConfig::new(bitsim_model::Flavor::Bits);
+    driver.profile = overrides.profile(bitsim_model::Flavor::Bits);
+    driver.time_scale = args.time_scale;
+    driver.trace = args.trace;
+    driver.route_all_to = args.route_all_to;
+    driver.seed = args.seed;
+    driver.user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+    bitsim_com::run_server(bitsim_com::ServerOptions {
+        driver,
+        control: args.control,
+    })
+    .map_err(|e| anyhow!("com-server: {e}"))
+}
+
+#[cfg(not(windows))]
+pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
+    let _ = args;
+    anyhow::bail!(
+        "com-server registers COM classes: it runs on Windows or under Wine (scripts/wine-com.sh builds bitsim.exe and runs it there)"
+    )
+}
