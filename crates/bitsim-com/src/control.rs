@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `GET /_bitsim/status` | | `{"now_ms": N, "jobs": N}` |
 //! | `POST /_bitsim/env` | an environment event as JSON: `"network_lost"`, `"network_restored"`, `"service_restart"`, `{"network_cost": 2}`, `{"battery_saver": true}`, `{"log_off": 0}` | the model handles it now |
-//! | `POST /_bitsim/jump` | `{"by": "600s"}` (a scenario duration) | virtual time jumps ahead; due timers fire in order |
+//! | `POST /_bitsim/jump` | `{"by": "600s"}` (a scenario duration; `"stop_at_timer": true` stops after the first timer) | virtual time moves ahead timer by timer; answers `{"now_ms": N}` |
+//! | `POST /_bitsim/reset` | `{"seed": N}` | a fresh model: no jobs, time 0 (one per scenario in conformance runs) |
 //! | `POST /_bitsim/quit` | | the server revokes its classes and exits |
 //!
 //! Faults are not here: they are the mock server's plan (`PUT /_bitsim/plan` on
@@ -114,6 +115,15 @@ fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 #[serde(deny_unknown_fields)]
 struct Jump {
     by: serde_json::Value,
+    #[serde(default)]
+    stop_at_timer: bool,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reset {
+    #[serde(default)]
+    seed: u64,
 }
 
 async fn route(req: Request<Incoming>, handle: &Handle, quit: &(dyn Fn() + Send + Sync)) -> Response<Full<Bytes>> {
@@ -143,8 +153,8 @@ async fn route(req: Request<Incoming>, handle: &Handle, quit: &(dyn Fn() + Send 
             ),
         },
         (&Method::POST, "/_bitsim/jump") => {
-            let by = match serde_json::from_slice::<Jump>(&body) {
-                Ok(j) => j.by,
+            let (by, stop_at_timer) = match serde_json::from_slice::<Jump>(&body) {
+                Ok(j) => (j.by, j.stop_at_timer),
                 Err(e) => {
                     return reply(
                         StatusCode::BAD_REQUEST,
@@ -165,11 +175,27 @@ async fn route(req: Request<Incoming>, handle: &Handle, quit: &(dyn Fn() + Send 
                 other => Err(format!("jump.by: expected a duration, got {other}")),
             };
             match parsed {
-                Ok(ms) => match handle.jump_async(std::time::Duration::from_millis(ms)).await {
-                    Ok(()) => reply(StatusCode::OK, "ok".into()),
-                    Err(e) => stopped(e),
-                },
+                Ok(ms) => {
+                    let jump = crate::driver::Jump {
+                        by: std::time::Duration::from_millis(ms),
+                        stop_at_timer,
+                    };
+                    match handle.jump_async(jump).await {
+                        Ok(now) => reply(StatusCode::OK, format!("{{\"now_ms\":{}}}", now.0)),
+                        Err(e) => stopped(e),
+                    }
+                }
                 Err(e) => reply(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        (&Method::POST, "/_bitsim/reset") => {
+            let seed = match serde_json::from_slice::<Reset>(if body.is_empty() { b"{}" } else { &body }) {
+                Ok(r) => r.seed,
+                Err(e) => return reply(StatusCode::BAD_REQUEST, format!("reset: {e}; expected {{\"seed\": N}}")),
+            };
+            match handle.reset_async(seed).await {
+                Ok(()) => reply(StatusCode::OK, "ok".into()),
+                Err(e) => stopped(e),
             }
         }
         (&Method::POST, "/_bitsim/quit") => {
@@ -178,7 +204,7 @@ async fn route(req: Request<Incoming>, handle: &Handle, quit: &(dyn Fn() + Send 
         }
         _ => reply(
             StatusCode::NOT_FOUND,
-            "routes: GET /_bitsim/status, POST /_bitsim/env, POST /_bitsim/jump, POST /_bitsim/quit".into(),
+            "routes: GET /_bitsim/status, POST /_bitsim/env, POST /_bitsim/jump, POST /_bitsim/reset, POST /_bitsim/quit".into(),
         ),
     }
 }

@@ -48,11 +48,23 @@ impl DriverConfig {
 
 type Query = Box<dyn FnOnce(&Service) + Send>;
 
+/// "Jump ahead by D": see [`bitsim_engine::Simulator::jump`].
+#[derive(Debug, Clone, Copy)]
+pub struct Jump {
+    pub by: Duration,
+    /// Stop after the first timer on the way (a runner that checks every change).
+    pub stop_at_timer: bool,
+}
+
+/// Wall time a jump gives the transfers a timer started to go quiet.
+const SETTLE: Duration = Duration::from_secs(5);
+
 enum Request {
     Call(ApiCall, oneshot::Sender<ApiReply>),
     Query(Query),
     Env(EnvEvent, oneshot::Sender<()>),
-    Jump(Duration, oneshot::Sender<()>),
+    Jump(Jump, oneshot::Sender<Time>),
+    Reset(u64, oneshot::Sender<()>),
     Now(oneshot::Sender<Time>),
     Note(String),
     ReplyBody(bitsim_model::JobId, oneshot::Sender<Option<bytes::Bytes>>),
@@ -114,10 +126,14 @@ impl Handle {
         rx.blocking_recv().map_err(|_| Stopped)
     }
 
-    /// Moves virtual time ahead by `by` at once.
-    pub fn jump(&self, by: Duration) -> Result<(), Stopped> {
+    /// Moves virtual time ahead by `by`, timer by timer; returns the time reached.
+    pub fn jump(&self, by: Duration) -> Result<Time, Stopped> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Request::Jump(by, tx)).map_err(|_| Stopped)?;
+        let jump = Jump {
+            by,
+            stop_at_timer: false,
+        };
+        self.tx.send(Request::Jump(jump, tx)).map_err(|_| Stopped)?;
         rx.blocking_recv().map_err(|_| Stopped)
     }
 
@@ -153,9 +169,17 @@ impl Handle {
         rx.await.map_err(|_| Stopped)
     }
 
-    pub async fn jump_async(&self, by: Duration) -> Result<(), Stopped> {
+    pub async fn jump_async(&self, jump: Jump) -> Result<Time, Stopped> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Request::Jump(by, tx)).map_err(|_| Stopped)?;
+        self.tx.send(Request::Jump(jump, tx)).map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Starts over with a fresh model (no jobs, time 0, `seed`): one scenario
+    /// per model when a conformance run replays a corpus through COM.
+    pub async fn reset_async(&self, seed: u64) -> Result<(), Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Request::Reset(seed, tx)).map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 
@@ -196,19 +220,7 @@ impl Driver {
                 .spawn(move || -> std::io::Result<()> {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                     rt.block_on(async move {
-                        let mut sim_config =
-                            SimConfig::new(config.profile.flavor, config.seed, Default::default(), PathBuf::new());
-                        sim_config.profile = config.profile.clone();
-                        sim_config.time_scale = config.time_scale.max(1);
-                        sim_config.host = Some(host);
-                        sim_config.max_trace_lines = u64::MAX;
-                        sim_config.max_steps_per_instant = u64::MAX;
-                        sim_config.connector = Some(match config.route_all_to {
-                            Some(addr) => Connector::Tcp(addr),
-                            None => Connector::ByUrl,
-                        });
-                        let mut sim = Simulator::new(sim_config);
-                        let user = sim.add_user(&config.user).unwrap_or(UserId(0));
+                        let (mut sim, user) = simulator(&config, &host, config.seed);
                         let _ = user_tx.send(user);
                         writeln!(
                             trace,
@@ -230,6 +242,15 @@ impl Driver {
                             match request {
                                 None => {}
                                 Some(None) | Some(Some(Request::Shutdown)) => break,
+                                Some(Some(Request::Reset(seed, done))) => {
+                                    sim.shutdown();
+                                    for line in sim.take_trace() {
+                                        writeln!(trace, "{line}")?;
+                                    }
+                                    writeln!(trace, "## reset seed={seed}")?;
+                                    sim = simulator(&config, &host, seed).0;
+                                    let _ = done.send(());
+                                }
                                 Some(Some(r)) => serve(&mut sim, r).await,
                             }
                             for line in sim.take_trace() {
@@ -276,6 +297,23 @@ impl Drop for Driver {
     }
 }
 
+/// A fresh simulator for the driver, and its one user.
+fn simulator(config: &DriverConfig, host: &Arc<dyn ExternalHost>, seed: u64) -> (Simulator, UserId) {
+    let mut sim_config = SimConfig::new(config.profile.flavor, seed, Default::default(), PathBuf::new());
+    sim_config.profile = config.profile.clone();
+    sim_config.time_scale = config.time_scale.max(1);
+    sim_config.host = Some(host.clone());
+    sim_config.max_trace_lines = u64::MAX;
+    sim_config.max_steps_per_instant = u64::MAX;
+    sim_config.connector = Some(match config.route_all_to {
+        Some(addr) => Connector::Tcp(addr),
+        None => Connector::ByUrl,
+    });
+    let mut sim = Simulator::new(sim_config);
+    let user = sim.add_user(&config.user).unwrap_or(UserId(0));
+    (sim, user)
+}
+
 async fn serve(sim: &mut Simulator, request: Request) {
     match request {
         Request::Call(call, reply) => {
@@ -287,9 +325,9 @@ async fn serve(sim: &mut Simulator, request: Request) {
             let _ = sim.env(event).await;
             let _ = done.send(());
         }
-        Request::Jump(by, done) => {
-            sim.jump(by);
-            let _ = done.send(());
+        Request::Jump(jump, done) => {
+            let now = sim.jump(jump.by, jump.stop_at_timer, SETTLE).await;
+            let _ = done.send(now);
         }
         Request::Now(reply) => {
             let _ = reply.send(sim.now());
@@ -298,6 +336,6 @@ async fn serve(sim: &mut Simulator, request: Request) {
         Request::ReplyBody(job, reply) => {
             let _ = reply.send(sim.reply_body(job));
         }
-        Request::Shutdown => {}
+        Request::Shutdown | Request::Reset(..) => {}
     }
 }

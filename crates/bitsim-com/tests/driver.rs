@@ -180,3 +180,68 @@ fn a_403_is_an_error_and_job_error_is_redelivered_until_s_ok() {
     assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), [1, 2, 3]);
     driver.join().unwrap();
 }
+
+#[test]
+fn a_jump_fires_the_retry_and_lets_its_transfer_finish_before_returning() {
+    let srv = server(
+        r#"{"rules": [{"match": {"method": "HEAD", "path": "/bytes/2048", "to": 1}, "fault": {"kind": "status", "status": 503}}]}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Real time (scale 1): without the jump the retry would come in 600 s.
+    let driver = start(Arc::new(Host::default()), 1, None);
+    let h = driver.handle();
+    let job = job(&h, &format!("http://{}/bytes/2048", srv.addr), &dir.path().join("f"));
+    h.call(ApiCall::Resume { job }).unwrap();
+    wait_for(&h, job, JobState::TransientError);
+    let t0 = Instant::now();
+    let reached = h.jump(Duration::from_secs(3600)).unwrap();
+    assert!(reached.0 >= 3_600_000, "jumped to {reached:?}");
+    // The retry at 600 s ran its HEAD and GET inside the jump.
+    assert_eq!(state(&h, job), JobState::Transferred);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    driver.join().unwrap();
+}
+
+/// The control endpoint over real HTTP: answers, and clear errors for bad bodies.
+#[test]
+fn control_endpoint_jumps_resets_and_rejects_bad_input() {
+    use std::io::{Read, Write};
+    let driver = start(Arc::new(Host::default()), 1, None);
+    let control = bitsim_com::control::Control::start("127.0.0.1:0".parse().unwrap(), driver.handle(), || {}).unwrap();
+    let post = |path: &str, body: &str| {
+        let mut s = std::net::TcpStream::connect(control.addr()).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let r = post("/_bitsim/jump", r#"{"by": "2h"}"#);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let now: u64 = r
+        .split("\"now_ms\":")
+        .nth(1)
+        .and_then(|t| t.trim_end().trim_end_matches('}').parse().ok())
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(now >= 7_200_000, "{r}");
+    let r = post("/_bitsim/jump", r#"{"by": "2 fortnights"}"#);
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("bad duration"), "{r}");
+    let r = post("/_bitsim/env", "\n\"network_gone\"");
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("line 2"), "{r}");
+    assert!(post("/_bitsim/env", r#""network_lost""#).starts_with("HTTP/1.1 200"));
+    assert!(post("/_bitsim/reset", r#"{"seed": 3}"#).starts_with("HTTP/1.1 200"));
+    assert!(
+        driver.handle().now().unwrap().0 < 7_200_000,
+        "reset starts the clock over"
+    );
+    assert!(
+        bitsim_com::control::Control::start("0.0.0.0:0".parse().unwrap(), driver.handle(), || {}).is_err(),
+        "loopback only"
+    );
+    drop(control);
+    driver.join().unwrap();
+}

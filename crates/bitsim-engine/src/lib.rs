@@ -188,6 +188,8 @@ pub struct Simulator {
     external: Option<std::sync::Arc<dyn ExternalHost>>,
     /// Command lines an external host is running, and their jobs.
     pending_commands: HashMap<NotificationId, JobId>,
+    /// Notifications an external host is delivering.
+    outstanding: std::collections::HashSet<NotificationId>,
 }
 
 impl Simulator {
@@ -243,6 +245,7 @@ impl Simulator {
             jumped: 0,
             external: config.host,
             pending_commands: HashMap::new(),
+            outstanding: Default::default(),
         }
     }
 
@@ -339,11 +342,82 @@ impl Simulator {
         self.start + std::time::Duration::from_micros(wall_us.min(MAX_US))
     }
 
-    /// Moves virtual time ahead by `by` at once (the COM facade's "jump ahead
-    /// by D"): timers due by then fire at the next step, in order.
-    pub fn jump(&mut self, by: std::time::Duration) {
-        self.jumped = self.jumped.saturating_add(by.as_millis() as u64);
-        self.line(format!("clock jumped ahead by {}", Time(by.as_millis() as u64)));
+    /// Moves virtual time ahead to `t` at once (no-op when `t` is not ahead).
+    fn jump_to(&mut self, t: Time) {
+        let now = self.time();
+        if t > now {
+            self.jumped = self.jumped.saturating_add(t.0 - now.0);
+        }
+    }
+
+    /// "Jump ahead by D" (the COM facade's control endpoint): virtual time moves
+    /// forward timer by timer, and at each the model handles what is due and the
+    /// transfers it starts are given up to `settle` of wall time to go quiet
+    /// before the next, so events keep the order they would have had in real
+    /// time. With `stop_at_timer`, stops after the first timer (a runner that
+    /// watches every change steps this way). Returns the virtual time reached.
+    pub async fn jump(&mut self, by: std::time::Duration, stop_at_timer: bool, settle: std::time::Duration) -> Time {
+        let target = Time(self.time().0.saturating_add(by.as_millis() as u64));
+        self.line(format!(
+            "clock jump ahead by {}{}",
+            Time(by.as_millis() as u64),
+            if stop_at_timer { " (to the next timer)" } else { "" }
+        ));
+        // Bounded: a model that re-arms a timer at the same instant forever
+        // cannot hold the endpoint.
+        for _ in 0..100_000 {
+            self.settle(settle).await;
+            match self.service.poll_timeout() {
+                Some(t) if t <= target => {
+                    self.jump_to(t);
+                    let now = self.time();
+                    self.service.handle_timeout(now);
+                    self.pump();
+                    if stop_at_timer {
+                        self.settle(settle).await;
+                        return self.time();
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.jump_to(target);
+        self.settle(settle).await;
+        self.time()
+    }
+
+    /// Runs inputs (not timers in the future) until no transfer, Cancel-Session
+    /// or external notification is under way, or `limit` of wall time passed.
+    async fn settle(&mut self, limit: std::time::Duration) {
+        let until = Instant::now() + limit;
+        loop {
+            self.pump();
+            if let Ok(input) = self.rx.try_recv() {
+                self.handle_input(input);
+                continue;
+            }
+            let now = self.time();
+            if self.service.poll_timeout().is_some_and(|t| t <= now) {
+                self.service.handle_timeout(now);
+                continue;
+            }
+            self.tasks.retain(|_, task| !task.is_finished());
+            let busy = !self.tasks.is_empty() || self.cancels_in_flight > 0 || !self.outstanding.is_empty();
+            if !busy || Instant::now() >= until {
+                return;
+            }
+            let wake = self
+                .service
+                .poll_timeout()
+                .map_or(until, |t| self.instant(t).min(until));
+            let input = tokio::select! {
+                Some(input) = self.rx.recv() => Some(input),
+                _ = tokio::time::sleep_until(wake) => None,
+            };
+            if let Some(input) = input {
+                self.handle_input(input);
+            }
+        }
     }
 
     /// Writes a line of the executor's own to the trace (the COM facade notes a
@@ -441,6 +515,7 @@ impl Simulator {
                         error: n.error,
                         file: n.file,
                     });
+                    self.outstanding.insert(n.id);
                     host.notify(n, self.completion());
                     return;
                 }
@@ -558,6 +633,7 @@ impl Simulator {
     }
 
     fn returned(&mut self, id: NotificationId, hr: Hresult) {
+        self.outstanding.remove(&id);
         if let Some(&i) = self.delivery_index.get(&id) {
             self.deliveries[i].returned = Some(hr);
         }
