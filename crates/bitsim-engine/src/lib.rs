@@ -387,13 +387,18 @@ impl Simulator {
     }
 
     /// Runs inputs (not timers in the future) until no transfer, Cancel-Session
-    /// or external notification is under way, or `limit` of wall time passed.
+    /// or external notification is under way, or nothing has happened for a
+    /// quarter of a second (a stalled connection stays stalled), or `limit` of
+    /// wall time passed.
     async fn settle(&mut self, limit: std::time::Duration) {
+        const QUIET: std::time::Duration = std::time::Duration::from_millis(250);
         let until = Instant::now() + limit;
+        let mut last_input = Instant::now();
         loop {
             self.pump();
             if let Ok(input) = self.rx.try_recv() {
                 self.handle_input(input);
+                last_input = Instant::now();
                 continue;
             }
             let now = self.time();
@@ -403,19 +408,19 @@ impl Simulator {
             }
             self.tasks.retain(|_, task| !task.is_finished());
             let busy = !self.tasks.is_empty() || self.cancels_in_flight > 0 || !self.outstanding.is_empty();
-            if !busy || Instant::now() >= until {
+            let quiet_since = last_input + QUIET;
+            if !busy || Instant::now() >= until || Instant::now() >= quiet_since {
                 return;
             }
-            let wake = self
-                .service
-                .poll_timeout()
-                .map_or(until, |t| self.instant(t).min(until));
+            let wake = until.min(quiet_since);
+            let wake = self.service.poll_timeout().map_or(wake, |t| self.instant(t).min(wake));
             let input = tokio::select! {
                 Some(input) = self.rx.recv() => Some(input),
                 _ = tokio::time::sleep_until(wake) => None,
             };
             if let Some(input) = input {
                 self.handle_input(input);
+                last_input = Instant::now();
             }
         }
     }

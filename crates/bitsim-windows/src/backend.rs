@@ -134,6 +134,16 @@ pub struct WindowsBackend {
     /// Set when a step could not be performed faithfully; the run is then
     /// reported as not applicable.
     not_applicable: Option<String>,
+    /// Set when BITS is bitsim's own COM facade (`bitsim com-server`): its
+    /// control endpoint, and the virtual time its jumps added.
+    facade: Option<Facade>,
+}
+
+/// The COM facade's control side: "jump ahead" instead of waiting in real
+/// time, and environment events the model can be told about.
+struct Facade {
+    control: String,
+    jumped: u64,
 }
 
 impl WindowsBackend {
@@ -163,7 +173,24 @@ impl WindowsBackend {
             trace: Vec::new(),
             seen_deliveries: (0, 0),
             not_applicable: None,
+            facade: None,
         }
+    }
+
+    /// Runs against bitsim's COM facade, whose control endpoint is `control`
+    /// (`http://127.0.0.1:PORT`): the facade starts a fresh model for this run
+    /// (`POST /_bitsim/reset` with the run's seed), waits become jumps to the
+    /// facade's next timer, and environment events are posted to it.
+    pub fn with_facade(mut self, control: &str, seed: u64) -> Result<WindowsBackend, String> {
+        let control = control.trim_end_matches('/').to_string();
+        let (status, text) = http_request(&control, "POST", "/_bitsim/reset", &format!("{{\"seed\":{seed}}}"))?;
+        if status != 200 {
+            return Err(format!("POST /_bitsim/reset: {status} {}", text.trim()));
+        }
+        self.t0 = Instant::now();
+        self.facade = Some(Facade { control, jumped: 0 });
+        self.line("facade: fresh model (POST /_bitsim/reset)".into());
+        Ok(self)
     }
 
     /// Why the run cannot count (a step the backend could not perform), if so.
@@ -211,7 +238,33 @@ impl WindowsBackend {
     }
 
     fn time(&self) -> Time {
-        Time(self.t0.elapsed().as_millis() as u64)
+        let jumped = self.facade.as_ref().map_or(0, |f| f.jumped);
+        Time(self.t0.elapsed().as_millis() as u64 + jumped)
+    }
+
+    /// Asks the facade to move its clock to its next timer (at most to
+    /// `deadline`); our clock follows. False when the facade did not answer.
+    fn facade_jump(&mut self, deadline: Time) -> bool {
+        let now = self.time();
+        let Some(f) = &self.facade else {
+            return false;
+        };
+        let body = format!("{{\"by\":{},\"stop_at_timer\":true}}", deadline.0.saturating_sub(now.0));
+        let reached = http_request(&f.control, "POST", "/_bitsim/jump", &body)
+            .ok()
+            .filter(|(status, _)| *status == 200)
+            .and_then(|(_, text)| {
+                let n = text.split("\"now_ms\":").nth(1)?;
+                n.trim().trim_end_matches('}').trim().parse::<u64>().ok()
+            });
+        let Some(reached) = reached else {
+            return false;
+        };
+        let wall = self.t0.elapsed().as_millis() as u64;
+        if let Some(f) = &mut self.facade {
+            f.jumped = f.jumped.max(reached.saturating_sub(wall));
+        }
+        true
     }
 
     fn line(&mut self, text: String) {
@@ -810,11 +863,30 @@ impl Backend for WindowsBackend {
             if self.observe() {
                 return;
             }
+            // The facade: nothing moved for a poll, so jump to its next timer.
+            if self.facade.is_some() && self.time() < deadline {
+                if !self.facade_jump(deadline) {
+                    self.mark_not_applicable("the facade's control endpoint did not answer a jump".into());
+                    return;
+                }
+                if self.observe() {
+                    return;
+                }
+            }
         }
     }
 
     async fn env(&mut self, event: EnvEvent) -> Result<(), NotApplicable> {
-        Err(env_not_scripted(&event, "BITS"))
+        let Some(f) = &self.facade else {
+            return Err(env_not_scripted(&event, "BITS"));
+        };
+        let body = serde_json::to_string(&event).map_err(|e| NotApplicable(e.to_string()))?;
+        let (status, text) = http_request(&f.control, "POST", "/_bitsim/env", &body).map_err(NotApplicable)?;
+        if status != 200 {
+            return Err(NotApplicable(format!("POST /_bitsim/env: {status} {}", text.trim())));
+        }
+        self.line(format!("facade: environment event {body}"));
+        Ok(())
     }
 
     async fn set_plan(&mut self, plan: Plan) -> Result<(), NotApplicable> {

@@ -47,12 +47,13 @@ pub fn run_scenario(
     scratch: &Path,
     label: &str,
 ) -> RunReport {
-    run_with(l, flavor, seed, base_url, ServerControl::Http, scratch, label)
+    run_with(l, flavor, seed, base_url, ServerControl::Http, scratch, label, None)
 }
 
 /// [`run_scenario`] with the in-process mock server: plan switches and the
 /// request log go to it directly (they also work while its plan refuses
 /// connections).
+#[allow(clippy::too_many_arguments)]
 pub fn run_scenario_with_server(
     l: &LoadedScenario,
     flavor: Flavor,
@@ -61,6 +62,7 @@ pub fn run_scenario_with_server(
     base_url: &str,
     scratch: &Path,
     label: &str,
+    facade: Option<&str>,
 ) -> RunReport {
     run_with(
         l,
@@ -70,6 +72,7 @@ pub fn run_scenario_with_server(
         ServerControl::InProcess(server.clone()),
         scratch,
         label,
+        facade,
     )
 }
 
@@ -138,6 +141,54 @@ pub fn not_applicable_over_bits_api(l: &LoadedScenario, flavor: Flavor) -> Optio
             }
             Step::Logoff { .. } | Step::Logon { .. } => "logging a user off / on is not scripted on a real machine",
             Step::ServiceRestart {} => "restarting the BITS service is not scripted on a real machine",
+            Step::TakeOwnership { .. } => "TakeOwnership needs a second user",
+            Step::SetNotifyCmdline { program: Some(_), .. } | Step::ExpectCmdline { .. } => {
+                "a notify command line would start a real program (exit codes cannot be scripted)"
+            }
+            _ => continue,
+        };
+        return Some(why.into());
+    }
+    None
+}
+
+/// Why a scenario cannot run through bitsim's COM facade, if it says so up
+/// front: the facade scripts the environment and time, but it has one user
+/// and starts real programs for notify command lines.
+pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
+    if flavor != Flavor::Bits {
+        return Some("the facade serves the BITS flavor (CLSID_BackgroundCopyManager)".into());
+    }
+    if l.scenario.users.len() > 1 {
+        return Some("the facade's clients all act as one user".into());
+    }
+    let stalls = |plan: &bitsim_server::Plan| {
+        plan.rules.iter().any(|r| {
+            matches!(
+                r.fault,
+                Some(
+                    bitsim_server::Fault::Stall { .. }
+                        | bitsim_server::Fault::HeadersThenStall { .. }
+                        | bitsim_server::Fault::AppStall { .. }
+                )
+            )
+        })
+    };
+    let plans = std::iter::once(&l.plan).chain(l.scenario.steps.iter().filter_map(|e| match &e.step {
+        Step::SetPlan { plan: Some(plan), .. } => Some(plan),
+        _ => None,
+    }));
+    if plans.into_iter().any(stalls) {
+        return Some(
+            "a stalled connection is timed out by the wire's own 5-minute timers, which run on the wall clock in the facade (a jump cannot shorten them)"
+                .into(),
+        );
+    }
+    for entry in &l.scenario.steps {
+        if entry.only.is_some_and(|f| f != flavor) {
+            continue;
+        }
+        let why = match &entry.step {
             Step::TakeOwnership { .. } => "TakeOwnership needs a second user",
             Step::SetNotifyCmdline { program: Some(_), .. } | Step::ExpectCmdline { .. } => {
                 "a notify command line would start a real program (exit codes cannot be scripted)"
@@ -260,8 +311,13 @@ fn run_with(
     control: ServerControl,
     scratch: &Path,
     label: &str,
+    facade: Option<&str>,
 ) -> RunReport {
-    if let Some(why) = not_applicable_reason(l, flavor) {
+    let why = match facade {
+        Some(_) => not_applicable_via_facade(l, flavor),
+        None => not_applicable_reason(l, flavor),
+    };
+    if let Some(why) = why {
         return report(l, flavor, seed, label, Verdict::NotApplicable(why));
     }
     install_ctrl_handler();
@@ -276,9 +332,14 @@ fn run_with(
         Ok(m) => m,
         Err(e) => return setup_failure(l, flavor, seed, label, e),
     };
-    drive(l, flavor, seed, scratch, "real-", label, |root| {
-        WindowsBackend::new(label, flavor, manager, base_url, control, root)
-    })
+    let backend = |root| {
+        let backend = WindowsBackend::new(label, flavor, manager, base_url, control, root);
+        match facade {
+            Some(url) => backend.with_facade(url, seed),
+            None => Ok(backend),
+        }
+    };
+    drive(l, flavor, seed, scratch, "real-", label, backend)
 }
 
 /// Runs `l` under the DO flavor over Delivery Optimization's BITS-compatible
@@ -326,7 +387,7 @@ pub fn run_scenario_do_bits_with_server(
     };
     let control = ServerControl::InProcess(server.clone());
     drive(l, flavor, seed, scratch, "real-do-bits-", label, |root| {
-        WindowsBackend::new(label, flavor, manager, base_url, control, root)
+        Ok(WindowsBackend::new(label, flavor, manager, base_url, control, root))
     })
 }
 
@@ -371,7 +432,7 @@ fn run_do(
         scratch,
         "real-do-",
         label,
-        |root| DoBackend::new(label, manager, base_url, control, root),
+        |root| Ok(DoBackend::new(label, manager, base_url, control, root)),
     )
 }
 
@@ -427,7 +488,7 @@ fn drive<B: RealBackend>(
     scratch: &Path,
     tag: &str,
     label: &str,
-    make: impl FnOnce(PathBuf) -> B,
+    make: impl FnOnce(PathBuf) -> Result<B, String>,
 ) -> RunReport {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -441,7 +502,10 @@ fn drive<B: RealBackend>(
         Err(e) => return setup_failure(l, flavor, seed, label, format!("tokio runtime: {e}")),
     };
     let stop_watchdog = watchdog(l.name.clone(), time_budget(l));
-    let mut backend = make(root.clone());
+    let mut backend = match make(root.clone()) {
+        Ok(b) => b,
+        Err(e) => return setup_failure(l, flavor, seed, label, e),
+    };
     let mut report = rt.block_on(bitsim_scenario::run(l, &mut backend, seed));
     if let Some(why) = backend.not_applicable() {
         report.verdict = Verdict::NotApplicable(why.to_string());

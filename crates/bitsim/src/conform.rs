@@ -57,6 +57,12 @@ pub struct ConformArgs {
     /// Cancel every job left over from earlier runs (display name `bitsim-*`) first.
     #[arg(long)]
     pub sweep: bool,
+    /// BITS is bitsim's own COM facade (`bitsim com-server`) with this control
+    /// endpoint (`http://127.0.0.1:PORT`): each scenario gets a fresh model,
+    /// waits jump the facade's clock (no --max-seconds limit), and environment
+    /// events are posted to it.
+    #[arg(long, value_name = "URL")]
+    pub facade: Option<String>,
 }
 
 pub fn run(args: ConformArgs) -> i32 {
@@ -214,13 +220,22 @@ fn conform_one(
         let why = format!("the scenario fails on the model: {:?}", model.verdict);
         return (Outcome::Differs { diff: vec![why] }, None, None);
     }
-    if model.covered.as_millis() > args.max_seconds * 1000 {
+    if args.facade.is_none() && model.covered.as_millis() > args.max_seconds * 1000 {
         let why = format!("needs {} of real time (limit {} s)", model.covered, args.max_seconds);
         return (Outcome::NotApplicable { why }, None, None);
     }
     server.server.set_plan(l.plan.clone());
     server.server.clear_log();
-    let real = real::run(l, flavor, args.backend, seed, server, scratch, label);
+    let real = real::run(
+        l,
+        flavor,
+        args.backend,
+        seed,
+        server,
+        scratch,
+        label,
+        args.facade.as_deref(),
+    );
     let traces = write_traces(&args.out, &model, &real, label).ok();
     let outcome = compare(&model, &real, expected);
     (outcome, traces, Some((model.projection, real.projection)))
@@ -315,6 +330,7 @@ impl LoopbackServer {
 pub(crate) mod real {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         l: &LoadedScenario,
         flavor: Flavor,
@@ -323,6 +339,7 @@ pub(crate) mod real {
         server: &LoopbackServer,
         scratch: &Path,
         label: &str,
+        facade: Option<&str>,
     ) -> RunReport {
         if backend == BackendKind::DoBits {
             return bitsim_windows::conform::run_scenario_do_bits_with_server(
@@ -342,6 +359,7 @@ pub(crate) mod real {
             &server.base_url,
             scratch,
             label,
+            facade,
         )
     }
 
@@ -365,6 +383,7 @@ pub(crate) mod real {
         Some(WHY.into())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         l: &LoadedScenario,
         flavor: Flavor,
@@ -373,6 +392,7 @@ pub(crate) mod real {
         _: &LoopbackServer,
         _: &Path,
         label: &str,
+        _: Option<&str>,
     ) -> RunReport {
         RunReport {
             name: l.name.clone(),

@@ -42,6 +42,10 @@ pub struct ExploreArgs {
     /// Stop after this many findings.
     #[arg(long, default_value_t = 5)]
     pub max_findings: usize,
+    /// With `--against bits`: BITS is bitsim's COM facade with this control
+    /// endpoint (see `bitsim conform --facade`).
+    #[arg(long, value_name = "URL")]
+    pub facade: Option<String>,
 }
 
 fn parse_budget(s: &str) -> Result<Duration, String> {
@@ -76,7 +80,7 @@ pub fn run(args: ExploreArgs) -> i32 {
             }
             config.against = Against::Profile(overrides);
         }
-        Some(backend) => match real_backend(backend) {
+        Some(backend) => match real_backend(backend, args.facade.clone()) {
             Ok((flavor, against)) => {
                 config.model = overrides;
                 config.flavor = Some(flavor);
@@ -123,7 +127,7 @@ pub fn run(args: ExploreArgs) -> i32 {
 }
 
 /// The real BITS or DO service, through the conformance backends.
-fn real_backend(name: &str) -> Result<(Flavor, Against), String> {
+fn real_backend(name: &str, facade: Option<String>) -> Result<(Flavor, Against), String> {
     use crate::conform::{real, LoopbackServer};
     if let Some(why) = real::unavailable() {
         return Err(why);
@@ -142,7 +146,9 @@ fn real_backend(name: &str) -> Result<(Flavor, Against), String> {
         flavor,
         Against::Backend {
             name: label.clone(),
-            run: Box::new(move |loaded, flavor, seed| real::run(loaded, flavor, kind, seed, &server, &scratch, &label)),
+            run: Box::new(move |loaded, flavor, seed| {
+                real::run(loaded, flavor, kind, seed, &server, &scratch, &label, facade.as_deref())
+            }),
         },
     ))
 }
