@@ -177,10 +177,10 @@ facade_start() {
   port="$(free_port)"
   override "$1" "$2" "$port"
   wine "$BITSIM_EXE" com-server --time-scale "$1" --trace "$(winpath "$2")" --control "127.0.0.1:$port" \
-    >"$WORK/facade.out" 2>"$WORK/facade.err" &
+    >"$WORK/facade.out" 2>"$OUT/facade.err" &
   FACADE_PID=$!
   CONTROL="$(wait_for "$WORK/facade.out" 's|^bitsim com-server ready control=\(http://[0-9.:]*\).*|\1|p' "$FACADE_PID")"
-  [[ -n "$CONTROL" ]] || { echo "wine-com: the facade did not start" >&2; cat "$WORK/facade.err" >&2; exit 1; }
+  [[ -n "$CONTROL" ]] || { echo "wine-com: the facade did not start" >&2; cat "$OUT/facade.err" >&2; exit 1; }
   echo "== bitsim com-server (time scale $1) control $CONTROL, trace $2" >&2
 }
 

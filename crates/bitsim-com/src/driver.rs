@@ -248,7 +248,8 @@ impl Driver {
                                         writeln!(trace, "{line}")?;
                                     }
                                     writeln!(trace, "## reset seed={seed}")?;
-                                    sim = simulator(&config, &host, seed).0;
+                                    host.reset();
+                                sim = simulator(&config, &host, seed).0;
                                     let _ = done.send(());
                                 }
                                 Some(Some(r)) => serve(&mut sim, r).await,

@@ -88,6 +88,9 @@ pub trait ExternalHost: Send + Sync + std::fmt::Debug {
     /// Starts `program` with `parameters`; report its exit code with
     /// [`Completion::command_line_exited`].
     fn run_command_line(&self, id: NotificationId, job: JobId, program: String, parameters: String, done: Completion);
+    /// The model behind it was replaced by a fresh one: forget what the old one
+    /// knew by number (the COM facade drops its clients' old callback objects).
+    fn reset(&self) {}
 }
 
 /// How an [`ExternalHost`] hands a result back to the simulator (any thread).
@@ -387,9 +390,9 @@ impl Simulator {
     }
 
     /// Runs inputs (not timers in the future) until no transfer, Cancel-Session
-    /// or external notification is under way, or nothing has happened for a
-    /// quarter of a second (a stalled connection stays stalled), or `limit` of
-    /// wall time passed.
+    /// or external notification is under way, or `limit` of wall time passed.
+    /// Transfers alone are also left once nothing happened for a quarter of a
+    /// second (a stalled connection stays stalled).
     async fn settle(&mut self, limit: std::time::Duration) {
         const QUIET: std::time::Duration = std::time::Duration::from_millis(250);
         let until = Instant::now() + limit;
@@ -407,9 +410,13 @@ impl Simulator {
                 continue;
             }
             self.tasks.retain(|_, task| !task.is_finished());
-            let busy = !self.tasks.is_empty() || self.cancels_in_flight > 0 || !self.outstanding.is_empty();
+            let transfers = !self.tasks.is_empty() || self.cancels_in_flight > 0;
+            // A callback under way is waited for (up to `limit`): it is the
+            // client's, and it returns on its own clock.
+            let calls = !self.outstanding.is_empty();
             let quiet_since = last_input + QUIET;
-            if !busy || Instant::now() >= until || Instant::now() >= quiet_since {
+            let stalled = !calls && Instant::now() >= quiet_since;
+            if !(transfers || calls) || Instant::now() >= until || stalled {
                 return;
             }
             let wake = until.min(quiet_since);

@@ -544,7 +544,8 @@ pub(crate) fn http_request(base_url: &str, method: &str, path: &str, body: &str)
         .ok_or_else(|| format!("not an http:// URL: {base_url}"))?
         .trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(authority).map_err(|e| format!("connect {authority}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    // Long enough for a facade's jump that waits for blocked callbacks.
+    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

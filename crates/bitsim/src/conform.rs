@@ -88,6 +88,11 @@ pub fn run(args: ConformArgs) -> i32 {
         BackendKind::DoBits => "do-bits".to_string(),
         _ => flavor.as_str().to_string(),
     });
+    // One multithreaded apartment for the whole run: each scenario's own
+    // CoInitializeEx then only counts up, and object ids are never reused
+    // across scenarios (under Wine a server that kept a proxy from an ended
+    // apartment would otherwise call into a new object with the old ids).
+    let _apartment = real::apartment();
     if args.sweep {
         if let Err(e) = real::sweep() {
             eprintln!("warning: sweep failed: {e}");
@@ -367,6 +372,10 @@ pub(crate) mod real {
         bitsim_windows::conform::sweep_leftovers()
     }
 
+    pub fn apartment() -> Option<bitsim_windows::ComApartment> {
+        bitsim_windows::ComApartment::init_mta().ok()
+    }
+
     pub fn unavailable() -> Option<String> {
         None
     }
@@ -409,6 +418,10 @@ pub(crate) mod real {
 
     pub fn sweep() -> Result<usize, String> {
         Err("sweeping needs Windows".into())
+    }
+
+    pub fn apartment() -> Option<()> {
+        None
     }
 }
 

@@ -177,6 +177,20 @@ impl ExternalHost for ComHost {
             tracing::error!("could not start a command-line thread");
         }
     }
+
+    /// A fresh model numbers callbacks from 0 again, so the old proxies go.
+    /// They are released on a thread of their own, outside the lock: releasing
+    /// a proxy whose call is still under way, or whose client apartment has
+    /// ended, can block for as long as the RPC layer waits.
+    fn reset(&self) {
+        let old = std::mem::take(&mut *self.callbacks.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = std::thread::Builder::new()
+            .name("bitsim-release".into())
+            .spawn(move || {
+                let _mta = Mta::enter();
+                drop(old);
+            });
+    }
 }
 
 /// CreateProcess(program, parameters) as BITS does: `program` is the
