@@ -354,11 +354,12 @@ impl Simulator {
     }
 
     /// "Jump ahead by D" (the COM facade's control endpoint): virtual time moves
-    /// forward timer by timer, and at each the model handles what is due and the
-    /// transfers it starts are given up to `settle` of wall time to go quiet
-    /// before the next, so events keep the order they would have had in real
-    /// time. With `stop_at_timer`, stops after the first timer (a runner that
-    /// watches every change steps this way). Returns the virtual time reached.
+    /// forward timer by timer, and before each the transfers under way finish
+    /// (they are real I/O: a slow server still takes its time), so events keep
+    /// the order they would have in real time. `settle` bounds the wall time
+    /// spent per timer. With `stop_at_timer`, stops after the
+    /// first timer (a runner that watches every change steps this way).
+    /// Returns the virtual time reached.
     pub async fn jump(&mut self, by: std::time::Duration, stop_at_timer: bool, settle: std::time::Duration) -> Time {
         let target = Time(self.time().0.saturating_add(by.as_millis() as u64));
         self.line(format!(
@@ -369,39 +370,36 @@ impl Simulator {
         // Bounded: a model that re-arms a timer at the same instant forever
         // cannot hold the endpoint.
         for _ in 0..100_000 {
+            let next = self.service.poll_timeout().filter(|t| *t <= target);
+            let goal = next.unwrap_or(target);
             self.settle(settle).await;
-            match self.service.poll_timeout() {
-                Some(t) if t <= target => {
-                    self.jump_to(t);
-                    let now = self.time();
-                    self.service.handle_timeout(now);
-                    self.pump();
-                    if stop_at_timer {
-                        self.settle(settle).await;
-                        return self.time();
-                    }
-                }
-                _ => break,
+            self.jump_to(goal);
+            let Some(_) = next else {
+                break;
+            };
+            let now = self.time();
+            if self.service.poll_timeout().is_some_and(|t| t <= now) {
+                self.service.handle_timeout(now);
+            }
+            self.pump();
+            if stop_at_timer {
+                self.settle(settle).await;
+                return self.time();
             }
         }
-        self.jump_to(target);
-        self.settle(settle).await;
         self.time()
     }
 
-    /// Runs inputs (not timers in the future) until no transfer, Cancel-Session
-    /// or external notification is under way, or `limit` of wall time passed.
-    /// Transfers alone are also left once nothing happened for a quarter of a
-    /// second (a stalled connection stays stalled).
+    /// Runs inputs and due timers until no transfer or Cancel-Session is under
+    /// way, or `limit` of wall time passed. Callbacks under way do not hold a
+    /// jump: they are the client's, and return on its clock (a client that
+    /// blocks "for 5 s" of the run's time counts the jump in).
     async fn settle(&mut self, limit: std::time::Duration) {
-        const QUIET: std::time::Duration = std::time::Duration::from_millis(250);
         let until = Instant::now() + limit;
-        let mut last_input = Instant::now();
         loop {
             self.pump();
             if let Ok(input) = self.rx.try_recv() {
                 self.handle_input(input);
-                last_input = Instant::now();
                 continue;
             }
             let now = self.time();
@@ -411,23 +409,16 @@ impl Simulator {
             }
             self.tasks.retain(|_, task| !task.is_finished());
             let transfers = !self.tasks.is_empty() || self.cancels_in_flight > 0;
-            // A callback under way is waited for (up to `limit`): it is the
-            // client's, and it returns on its own clock.
-            let calls = !self.outstanding.is_empty();
-            let quiet_since = last_input + QUIET;
-            let stalled = !calls && Instant::now() >= quiet_since;
-            if !(transfers || calls) || Instant::now() >= until || stalled {
+            if !transfers || Instant::now() >= until {
                 return;
             }
-            let wake = until.min(quiet_since);
-            let wake = self.service.poll_timeout().map_or(wake, |t| self.instant(t).min(wake));
+            let wake = self.service.poll_timeout().map_or(until, |t| self.instant(t).min(until));
             let input = tokio::select! {
                 Some(input) = self.rx.recv() => Some(input),
                 _ = tokio::time::sleep_until(wake) => None,
             };
             if let Some(input) = input {
                 self.handle_input(input);
-                last_input = Instant::now();
             }
         }
     }

@@ -261,8 +261,14 @@ impl WindowsBackend {
             return false;
         };
         let wall = self.t0.elapsed().as_millis() as u64;
+        let mut skipped = 0;
         if let Some(f) = &mut self.facade {
-            f.jumped = f.jumped.max(reached.saturating_sub(wall));
+            let jumped = f.jumped.max(reached.saturating_sub(wall));
+            skipped = jumped - f.jumped;
+            f.jumped = jumped;
+        }
+        for (_, r) in &self.callbacks {
+            r.skip(Duration::from_millis(skipped));
         }
         true
     }
@@ -864,9 +870,18 @@ impl Backend for WindowsBackend {
             if self.observe() {
                 return;
             }
-            // The facade: nothing moved for a poll, so jump to its next timer.
+            // The facade: nothing moved for a poll, so jump to its next timer,
+            // but not past the moment a blocked callback of ours returns.
             if self.facade.is_some() && self.time() < deadline {
-                if !self.facade_jump(deadline) {
+                let next_return = self.callbacks.iter().filter_map(|(_, r)| r.next_return()).min();
+                let goal = match next_return {
+                    Some(d) => deadline.min(Time(self.time().0 + d.as_millis() as u64)),
+                    None => deadline,
+                };
+                if goal <= self.time() {
+                    continue;
+                }
+                if !self.facade_jump(goal) {
                     self.mark_not_applicable("the facade's control endpoint did not answer a jump".into());
                     return;
                 }

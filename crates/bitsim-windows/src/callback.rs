@@ -130,6 +130,11 @@ struct State {
     release_generation: u64,
     /// No more blocking (end of run).
     shut_down: bool,
+    /// Time the run's clock jumped ahead (bitsim's COM facade): a `block`
+    /// lasts its duration on that clock, not on the wall clock alone.
+    skipped: Duration,
+    /// Calls blocked for a duration now: (wall-clock end, `skipped` at the start).
+    blocks: Vec<(Instant, Duration)>,
 }
 
 struct Shared {
@@ -212,6 +217,24 @@ impl CallbackRecorder {
     /// End of run: every blocked call returns now and none blocks again.
     pub fn shut_down(&self) {
         self.shared.lock().shut_down = true;
+        self.shared.changed.notify_all();
+    }
+
+    /// How long until the first call blocked for a duration returns, on the
+    /// run's clock (`None`: none is).
+    pub fn next_return(&self) -> Option<Duration> {
+        let st = self.shared.lock();
+        let now = Instant::now();
+        st.blocks
+            .iter()
+            .map(|(until, s0)| until.saturating_duration_since(now + (st.skipped - *s0)))
+            .min()
+    }
+
+    /// The run's clock jumped ahead by `by` (the COM facade's "jump"): blocked
+    /// calls count it towards their `block` duration.
+    pub fn skip(&self, by: Duration) {
+        self.shared.lock().skipped += by;
         self.shared.changed.notify_all();
     }
 
@@ -302,7 +325,10 @@ impl Shared {
                 .rev()
                 .find(|d| d.kind == kind && d.job == id)
                 .map_or(1, |prev| match prev.returned {
-                    Some(hr) if hr.is_success() => 1,
+                    // What ended the previous event: S_OK (ref: the JobError and
+                    // JobTransferred pages: called again until S_OK); for
+                    // FileTransferred any success code (bits-spec §4.3).
+                    Some(hr) if hr == Hr::S_OK || (kind == DeliveryKind::FileTransferred && hr.is_success()) => 1,
                     _ => prev.attempt + 1,
                 });
             let returned = if st.policy.disconnected {
@@ -338,12 +364,17 @@ impl Shared {
             if !st.policy.disconnected {
                 if let Some(d) = st.policy.block {
                     let until = start + d;
+                    let skipped0 = st.skipped;
+                    st.blocks.push((until, skipped0));
                     while !st.shut_down {
-                        let now = Instant::now();
+                        let now = Instant::now() + (st.skipped - skipped0);
                         if now >= until {
                             break;
                         }
                         st = self.wait(st, until - now);
+                    }
+                    if let Some(i) = st.blocks.iter().position(|b| *b == (until, skipped0)) {
+                        st.blocks.remove(i);
                     }
                 }
                 if st.policy.block_until_release {
