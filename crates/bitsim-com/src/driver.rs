@@ -249,7 +249,7 @@ impl Driver {
                                     }
                                     writeln!(trace, "## reset seed={seed}")?;
                                     host.reset();
-                                sim = simulator(&config, &host, seed).0;
+                                    sim = simulator(&config, &host, seed).0;
                                     let _ = done.send(());
                                 }
                                 Some(Some(r)) => serve(&mut sim, r).await,

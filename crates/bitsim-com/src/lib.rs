@@ -21,4 +21,4 @@ mod com;
 pub mod control;
 pub mod driver;
 #[cfg(windows)]
-pub use com::{run_server, ServerOptions};
+pub use com::{bits_clsids, install, run_server, ServerOptions};

@@ -412,7 +412,10 @@ impl Simulator {
             if !transfers || Instant::now() >= until {
                 return;
             }
-            let wake = self.service.poll_timeout().map_or(until, |t| self.instant(t).min(until));
+            let wake = self
+                .service
+                .poll_timeout()
+                .map_or(until, |t| self.instant(t).min(until));
             let input = tokio::select! {
                 Some(input) = self.rx.recv() => Some(input),
                 _ = tokio::time::sleep_until(wake) => None,

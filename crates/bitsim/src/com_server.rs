@@ -30,6 +30,17 @@ pub struct ComServerArgs {
     /// Set a Profile field (see `bitsim flavors`), e.g. cmdline_fallback=...
     #[arg(long = "profile-field", value_name = "NAME=VALUE")]
     profile_field: Vec<String>,
+    /// Windows: while the server runs, the current user's BITS activations
+    /// reach it (HKCU TreatAs; other users and HKLM untouched). Removed on
+    /// exit; after a crash, at the next activation (docs/com-facade.md).
+    #[arg(long, conflicts_with = "uninstall")]
+    install: bool,
+    /// Windows: remove the per-user override left by --install, and exit.
+    #[arg(long)]
+    uninstall: bool,
+    /// Set by the override's LocalServer32 entry: started by COM activation.
+    #[arg(long, hide = true)]
+    activated: bool,
 }
 
 /// COM appends `-Embedding` (or `/Embedding`) when it starts a LocalServer32:
@@ -54,16 +65,43 @@ pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
     driver.route_all_to = args.route_all_to;
     driver.seed = args.seed;
     driver.user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+    let clsids = bitsim_com::bits_clsids();
+    if args.uninstall {
+        let n = bitsim_com::install::uninstall(&clsids);
+        println!("removed {n} registry key(s) of the per-user override");
+        return Ok(());
+    }
+    if args.activated {
+        // Started by COM through the override: the server that installed it
+        // registers its classes itself, so this launch only cleans up after a
+        // server that is gone.
+        match bitsim_com::install::installed_by() {
+            Some(pid) if bitsim_com::install::alive(pid) => {}
+            _ => {
+                bitsim_com::install::uninstall(&clsids);
+                eprintln!("bitsim com-server: the server that installed the override is gone; override removed");
+            }
+        }
+        std::process::exit(1);
+    }
+    let install = match args.install {
+        true => {
+            let exe = std::env::current_exe()?;
+            Some(format!("\"{}\" com-server --activated", exe.display()))
+        }
+        false => None,
+    };
     bitsim_com::run_server(bitsim_com::ServerOptions {
         driver,
         control: args.control,
+        install,
     })
     .map_err(|e| anyhow!("com-server: {e}"))
 }
 
 #[cfg(not(windows))]
 pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
-    let _ = args;
+    let _ = (args.install, args.uninstall, args.activated);
     anyhow::bail!(
         "com-server registers COM classes: it runs on Windows or under Wine (scripts/wine-com.sh builds bitsim.exe and runs it there)"
     )

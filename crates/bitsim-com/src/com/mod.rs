@@ -2,6 +2,7 @@
 //! (`objects`), and the client side of notifications (`host`).
 
 mod host;
+pub mod install;
 mod objects;
 mod strings;
 
@@ -24,6 +25,9 @@ pub struct ServerOptions {
     pub driver: DriverConfig,
     /// The control endpoint's address (loopback; port 0 picks one).
     pub control: SocketAddr,
+    /// Windows: install the per-user override (HKCU TreatAs) for as long as
+    /// the server runs (see [`install`]).
+    pub install: Option<String>,
 }
 
 /// Every BITS manager CLSID a client may ask for: one class behind all of them,
@@ -67,6 +71,28 @@ impl IClassFactory_Impl for Factory_Impl {
     }
 }
 
+/// Every BITS manager CLSID.
+pub fn bits_clsids() -> Vec<GUID> {
+    CLSIDS.iter().map(|(_, c)| *c).collect()
+}
+
+/// The per-user override, removed when the server ends (also on a panic's
+/// unwinding); see [`install`] for what happens after a crash.
+struct Installed;
+
+impl Installed {
+    fn new(command: &str) -> Result<Installed, String> {
+        install::install(&bits_clsids(), command, std::process::id())?;
+        Ok(Installed)
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        install::uninstall(&bits_clsids());
+    }
+}
+
 /// Runs the COM server until `POST /_bitsim/quit` on the control endpoint.
 /// Prints one line when ready: `bitsim com-server ready control=http://ADDR`.
 pub fn run_server(options: ServerOptions) -> Result<(), Box<dyn std::error::Error>> {
@@ -85,12 +111,17 @@ pub fn run_server(options: ServerOptions) -> Result<(), Box<dyn std::error::Erro
     })?;
     let factory: IClassFactory = Factory { ctx }.into();
     let mut cookies = Vec::new();
-    for (name, clsid) in CLSIDS {
+    let ours = [("bitsim", install::BITSIM_CLSID)];
+    for (name, clsid) in CLSIDS.into_iter().chain(ours) {
         // SAFETY: a live factory; revoked below before it is dropped.
         let cookie = unsafe { CoRegisterClassObject(&clsid, &factory, CLSCTX_LOCAL_SERVER, REGCLS_MULTIPLEUSE) }
             .map_err(|e| format!("CoRegisterClassObject({name}): {e}"))?;
         cookies.push(cookie);
     }
+    let _installed = match &options.install {
+        Some(command) => Some(Installed::new(command)?),
+        None => None,
+    };
     println!("bitsim com-server ready control=http://{}", control.addr());
     use std::io::Write;
     let _ = std::io::stdout().flush();
