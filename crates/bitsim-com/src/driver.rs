@@ -57,7 +57,7 @@ pub struct Jump {
 }
 
 /// Wall time a jump gives the transfers a timer started to go quiet.
-const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE: Duration = Duration::from_secs(60);
 
 enum Request {
     Call(ApiCall, oneshot::Sender<ApiReply>),
@@ -88,6 +88,8 @@ impl std::fmt::Display for Stopped {
 pub struct Handle {
     tx: mpsc::UnboundedSender<Request>,
     user: UserId,
+    /// The wall-clock moment of virtual time 0 (set again by a reset).
+    epoch: Arc<std::sync::Mutex<std::time::SystemTime>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -100,6 +102,12 @@ impl Handle {
     /// The user every client of this driver acts as.
     pub fn user(&self) -> UserId {
         self.user
+    }
+
+    /// The wall-clock moment of virtual time 0: job times (GetTimes) are
+    /// this plus the model's virtual time.
+    pub fn epoch(&self) -> std::time::SystemTime {
+        *self.epoch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// One API call, answered by the model.
@@ -214,6 +222,8 @@ impl Driver {
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let (user_tx, user_rx) = std::sync::mpsc::channel();
+        let epoch = Arc::new(std::sync::Mutex::new(std::time::SystemTime::now()));
+        let driver_epoch = epoch.clone();
         let thread =
             std::thread::Builder::new()
                 .name("bitsim-driver".into())
@@ -250,6 +260,8 @@ impl Driver {
                                     writeln!(trace, "## reset seed={seed}")?;
                                     host.reset();
                                     sim = simulator(&config, &host, seed).0;
+                                    *driver_epoch.lock().unwrap_or_else(|e| e.into_inner()) =
+                                        std::time::SystemTime::now();
                                     let _ = done.send(());
                                 }
                                 Some(Some(r)) => serve(&mut sim, r).await,
@@ -270,7 +282,7 @@ impl Driver {
             .map_err(|_| std::io::Error::other("the bitsim driver did not start"))?;
         Ok(Driver {
             thread: Some(thread),
-            handle: Handle { tx, user },
+            handle: Handle { tx, user, epoch },
         })
     }
 

@@ -188,6 +188,7 @@ impl WindowsBackend {
             return Err(format!("POST /_bitsim/reset: {status} {}", text.trim()));
         }
         self.t0 = Instant::now();
+        self.wall0 = SystemTime::now();
         self.facade = Some(Facade { control, jumped: 0 });
         self.line("facade: fresh model (POST /_bitsim/reset)".into());
         Ok(self)
@@ -551,7 +552,7 @@ pub(crate) fn http_request(base_url: &str, method: &str, path: &str, body: &str)
         .trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(authority).map_err(|e| format!("connect {authority}: {e}"))?;
     // Long enough for a facade's jump that waits for blocked callbacks.
-    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+    let _ = s.set_read_timeout(Some(Duration::from_secs(300)));
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -162,6 +162,26 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
     if l.scenario.users.len() > 1 {
         return Some("the facade's clients all act as one user".into());
     }
+    // Local, UNC and file:// sources live in the run's directory on the
+    // simulator; the facade's engine has no run directory of its own.
+    fn local_source(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => ["local:", "unc:", "file:"].iter().any(|p| s.starts_with(p)),
+            serde_json::Value::Array(a) => a.iter().any(local_source),
+            serde_json::Value::Object(o) => o.values().any(local_source),
+            _ => false,
+        }
+    }
+    if l.scenario
+        .steps
+        .iter()
+        .any(|e| serde_json::to_value(&e.step).is_ok_and(|v| local_source(&v)))
+    {
+        return Some(
+            "local, UNC and file:// sources are files of the simulator's run directory, which the facade does not have"
+                .into(),
+        );
+    }
     let stalls = |plan: &bitsim_server::Plan| {
         plan.rules.iter().any(|r| {
             matches!(

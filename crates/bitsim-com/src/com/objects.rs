@@ -120,10 +120,13 @@ pub(crate) fn guid_job(guid: &GUID) -> JobId {
     }
 }
 
-/// Virtual time as a FILETIME: the run starts at 2026-01-01T00:00:00Z.
-fn filetime(t: Time) -> FILETIME {
-    const START: u64 = 133_800_480_000_000_000; // 2026-01-01 in 100 ns since 1601
-    let v = START + t.0 * 10_000;
+/// Virtual time as a FILETIME: the driver's epoch (the wall-clock moment of
+/// virtual time 0) plus the virtual milliseconds.
+fn filetime(epoch: std::time::SystemTime, t: Time) -> FILETIME {
+    // 100 ns intervals from 1601-01-01 to 1970-01-01.
+    const UNIX_AS_FILETIME: u64 = 116_444_736_000_000_000;
+    let since_unix = epoch.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let v = UNIX_AS_FILETIME + (since_unix.as_nanos() / 100) as u64 + t.0 * 10_000;
     FILETIME {
         dwLowDateTime: v as u32,
         dwHighDateTime: (v >> 32) as u32,
@@ -329,6 +332,8 @@ impl IBackgroundCopyJob_Impl for Job_Impl {
         }
         match self.ctx.value(ApiCall::GetTimes { job: self.id })? {
             ApiValue::Times(t) => {
+                let epoch = self.ctx.handle.epoch();
+                let filetime = |t| filetime(epoch, t);
                 // SAFETY: checked non-null.
                 unsafe {
                     *pval = BG_JOB_TIMES {

@@ -13,6 +13,10 @@
  *   error500  a 500; waits for TRANSIENT_ERROR
  *   slots     five jobs whose JobTransferred callbacks each block for 1.5 s;
  *             counts how many are in flight at once
+ *   calls     benchmark: 2,000 GetState calls on one job, timed
+ *   retry     benchmark: a job whose first HEAD gets a 503 (the mock server's
+ *             plan); wall time from TRANSIENT_ERROR to TRANSFERRED with a
+ *             600 s minimum retry delay
  *
  * Every observation is one line `CHECK name=value` on stdout; the script
  * compares them with what Windows does. Exit code 0 unless the client itself
@@ -211,6 +215,44 @@ int wmain(int argc, wchar_t **argv) {
         printf("CHECK max_in_flight=%ld\n", callback.max_in_flight);
         (void)jobs;
         return got ? 0 : 3;
+    }
+    if (!wcscmp(mode, L"calls") || !wcscmp(mode, L"retry")) {
+        LARGE_INTEGER freq, t0, t1;
+        QueryPerformanceFrequency(&freq);
+        swprintf(url, 1024, L"%ls/bytes/1000", base);
+        swprintf(local, 1024, L"%ls\\bench.bin", dir);
+        IBackgroundCopyJob *job;
+        GUID id;
+        if (FAILED(hr = IBackgroundCopyManager_CreateJob(manager, L"bench", BG_JOB_TYPE_DOWNLOAD, &id, &job)))
+            fail("CreateJob", hr);
+        if (FAILED(hr = IBackgroundCopyJob_AddFile(job, url, local))) fail("AddFile", hr);
+        if (!wcscmp(mode, L"calls")) {
+            const int n = 2000;
+            QueryPerformanceCounter(&t0);
+            for (int i = 0; i < n; i++) state_of(job);
+            QueryPerformanceCounter(&t1);
+            double s = (double)(t1.QuadPart - t0.QuadPart) / (double)freq.QuadPart;
+            printf("BENCH calls=%d seconds=%.3f calls_per_second=%.0f\n", n, s, n / s);
+            IBackgroundCopyJob_Cancel(job);
+            return 0;
+        }
+        IBackgroundCopyJob_SetMinimumRetryDelay(job, 600);
+        if (FAILED(hr = IBackgroundCopyJob_Resume(job))) fail("Resume", hr);
+        int ok = 0;
+        for (int i = 0; i < 200000 && !ok; i++) {
+            ok = state_of(job) == BG_JOB_STATE_TRANSIENT_ERROR;
+            if (!ok) Sleep(1);
+        }
+        QueryPerformanceCounter(&t0);
+        for (int i = 0; i < 200000 && ok; i++) {
+            if (state_of(job) == BG_JOB_STATE_TRANSFERRED) break;
+            Sleep(1);
+        }
+        QueryPerformanceCounter(&t1);
+        printf("BENCH state=%s retry_wall_ms=%.1f\n", state_name(state_of(job)),
+               1000.0 * (double)(t1.QuadPart - t0.QuadPart) / (double)freq.QuadPart);
+        IBackgroundCopyJob_Cancel(job);
+        return ok ? 0 : 3;
     }
     fprintf(stderr, "unknown mode\n");
     return 2;
