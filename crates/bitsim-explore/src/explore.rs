@@ -78,6 +78,13 @@ impl ExploreConfig {
     }
 }
 
+/// Trace lines a generated run may write before it is stopped (and checked as far as
+/// it got); `bitsim run` allows ten times more. Only retry and re-delivery storms
+/// over days of virtual time (a job retrying every 5 s for two weeks) reach it, about
+/// one scenario in 5,000; at a million lines each took seconds, most of the
+/// exploration's time, and came close to the case timeout on a busy machine.
+pub const MAX_TRACE_LINES: u64 = 100_000;
+
 /// Default of [`ExploreConfig::case_timeout`]: the slowest generated scenarios take
 /// about a second.
 pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -343,6 +350,7 @@ impl<'a> Harness<'a> {
             let mut sim = Sim::new(&settings.scratch, overrides).map_err(|e| format!("run directory: {e}"))?;
             sim.set_case_timeout(settings.case_timeout)
                 .map_err(|e| format!("watchdog thread: {e}"))?;
+            sim.set_max_trace_lines(MAX_TRACE_LINES);
             Ok(sim)
         };
         let model = sim(settings.model.clone())?;

@@ -70,6 +70,7 @@ pub struct Sim {
     root: PathBuf,
     overrides: Overrides,
     watchdog: Option<CaseWatchdog>,
+    max_trace_lines: u64,
 }
 
 /// The per-case wall-clock limit: one thread per [`Sim`] (not one per run) that sets
@@ -182,7 +183,14 @@ impl Sim {
             root,
             overrides,
             watchdog: None,
+            max_trace_lines: bitsim_engine::MAX_TRACE_LINES,
         })
+    }
+
+    /// Stops a run after this many trace lines (default: `bitsim run`'s
+    /// [`bitsim_engine::MAX_TRACE_LINES`]); the run is checked as far as it got.
+    pub fn set_max_trace_lines(&mut self, lines: u64) {
+        self.max_trace_lines = lines;
     }
 
     /// Stops any run that takes longer than `limit` of wall-clock time (`None`: no
@@ -214,6 +222,7 @@ impl Sim {
         self.empty_root();
         let mut config = SimConfig::new(flavor, seed, loaded.plan.clone(), self.root.clone());
         config.profile = self.profile(flavor);
+        config.max_trace_lines = self.max_trace_lines;
         config.stop = self.watchdog.as_ref().map(|w| w.shared.stop.clone());
         let watched = Watched(self.watchdog.as_ref());
         if let Some(w) = &self.watchdog {
@@ -255,7 +264,9 @@ impl Sim {
         if let Ok(entries) = std::fs::read_dir(&self.root) {
             for e in entries.flatten() {
                 let path = e.path();
-                let _ = if path.is_dir() {
+                // The entry's type comes with it (no `stat` per file); a symlink to a
+                // directory is removed as a file.
+                let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
                     std::fs::remove_dir_all(&path)
                 } else {
                     std::fs::remove_file(&path)
