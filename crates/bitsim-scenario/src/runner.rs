@@ -150,13 +150,17 @@ pub async fn run_full<B: Backend>(
     r.collect(backend);
     r.projection.notifications = crate::projection::notifications(&backend.deliveries(), &r.job_names());
     let mut files: Vec<(String, u64)> = Vec::new();
+    // Each name is looked up once, however many steps name it.
+    let mut asked: Vec<String> = Vec::new();
     for entry in &loaded.scenario.steps {
         for name in local_names(&entry.step) {
-            if let Some(size) = backend.file_size(&name) {
-                if !files.iter().any(|(n, _)| *n == name) {
-                    files.push((name, size));
-                }
+            if asked.contains(&name) {
+                continue;
             }
+            if let Some(size) = backend.file_size(&name) {
+                files.push((name.clone(), size));
+            }
+            asked.push(name);
         }
     }
     files.sort();
