@@ -81,7 +81,7 @@ impl ExploreConfig {
 /// Trace lines a generated run may write before it is stopped (and checked as far as
 /// it got); `bitsim run` allows ten times more. Only retry and re-delivery storms
 /// over days of virtual time (a job retrying every 5 s for two weeks) reach it, about
-/// one scenario in 5,000; at a million lines each took seconds, most of the
+/// one scenario in 10,000; at a million lines each took seconds, most of the
 /// exploration's time, and came close to the case timeout on a busy machine.
 pub const MAX_TRACE_LINES: u64 = 100_000;
 
@@ -167,7 +167,9 @@ struct Settings {
 struct ChunkResult {
     chunk: u64,
     cases: u64,
-    finding: Option<Finding>,
+    /// The problem and the shrunk scenario (written once the exploration is over,
+    /// so that exactly the first `max_findings` in chunk order are written).
+    finding: Option<(Problem, Scenario)>,
     runs: u64,
 }
 
@@ -260,14 +262,15 @@ pub fn explore(config: ExploreConfig, progress: &mut dyn FnMut(u64)) -> Result<S
         (_, n) => n,
     };
     let mut results: Vec<ChunkResult> = Vec::new();
+    let mut writer = None;
     if workers <= 1 {
-        let mut harness = Harness::new(&settings, against)?;
+        let harness = writer.insert(Harness::new(&settings, against)?);
         let mut done = 0u64;
         while let Some((chunk, n)) = chunks.claim() {
             let result = harness.run_chunk(chunk, n, &mut || {
                 done += 1;
                 progress(done);
-            })?;
+            });
             chunks.finished(n, &result);
             results.push(result);
         }
@@ -293,11 +296,8 @@ pub fn explore(config: ExploreConfig, progress: &mut dyn FnMut(u64)) -> Result<S
                         let result = harness.run_chunk(chunk, n, &mut || {
                             chunks.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         });
-                        if let Ok(r) = &result {
-                            chunks.finished(n, r);
-                        }
-                        let failed = result.is_err();
-                        if tx.send(result).is_err() || failed {
+                        chunks.finished(n, &result);
+                        if tx.send(Ok(result)).is_err() {
                             return;
                         }
                     }
@@ -325,14 +325,26 @@ pub fn explore(config: ExploreConfig, progress: &mut dyn FnMut(u64)) -> Result<S
             }
             Ok(())
         })?;
+        if results.iter().any(|r| r.finding.is_some()) {
+            writer = Some(Harness::new(&settings, against)?);
+        }
     }
     results.sort_by_key(|r| r.chunk);
-    Ok(Summary {
+    let mut summary = Summary {
         cases: results.iter().map(|r| r.cases).sum(),
         runs: results.iter().map(|r| r.runs).sum(),
-        findings: results.into_iter().filter_map(|r| r.finding).collect(),
-        elapsed: started.elapsed(),
-    })
+        ..Summary::default()
+    };
+    // Several workers may each find something at the end; the first `max_findings`
+    // in chunk order are the ones one worker would have found.
+    let found = results.into_iter().filter_map(|r| r.finding.map(|f| (r.chunk, f)));
+    for (chunk, (problem, minimal)) in found.take(max_findings) {
+        if let Some(h) = writer.as_mut() {
+            summary.findings.push(h.write_finding(&problem, &minimal, chunk)?);
+        }
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
 }
 
 /// The simulators and settings one worker uses.
@@ -367,9 +379,9 @@ impl<'a> Harness<'a> {
         })
     }
 
-    /// Runs chunk `chunk` (`n` cases); on a problem, shrinks it and writes the finding.
+    /// Runs chunk `chunk` (`n` cases); on a problem, shrinks it.
     /// `on_case` is called once per case generated (not for shrinking runs).
-    fn run_chunk(&mut self, chunk: u64, n: u64, on_case: &mut dyn FnMut()) -> Result<ChunkResult, String> {
+    fn run_chunk(&mut self, chunk: u64, n: u64, on_case: &mut dyn FnMut()) -> ChunkResult {
         let settings = self.settings;
         let runs_before = self.runs;
         // proptest's runner takes an `Fn`: the state the checks mutate lives in cells.
@@ -427,15 +439,15 @@ impl<'a> Harness<'a> {
                         reason.message()
                     ),
                 });
-            finding = Some(h.write_finding(&problem, &minimal, chunk)?);
+            finding = Some((problem, minimal));
         }
         let cases = *done.borrow();
-        Ok(ChunkResult {
+        ChunkResult {
             chunk,
             cases,
             finding,
             runs: h.runs - runs_before,
-        })
+        }
     }
 }
 
@@ -596,6 +608,7 @@ fn invariant_problem(scenario: &Scenario, sim: &Sim, flavor: Flavor, outcome: &O
         profile: &profile,
         events: &outcome.events,
         files_left: outcome.files_left.as_deref(),
+        covered: Some(outcome.report.covered),
     };
     invariants::check(&facts).into_iter().next().map(|v| Problem {
         kind: v.invariant.to_string(),
@@ -811,6 +824,7 @@ pub fn run_and_check(
         profile: &profile,
         events: &outcome.events,
         files_left: outcome.files_left.as_deref(),
+        covered: Some(outcome.report.covered),
     };
     let violations = invariants::check(&facts);
     (outcome.report, violations)

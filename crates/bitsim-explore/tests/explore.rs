@@ -190,3 +190,22 @@ fn a_case_over_the_wall_clock_limit_is_a_hang_finding() {
     assert_eq!(scenario.covers, ["explore: hang"]);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Found by the previous generator (`--seed 2`, chunk 65): a 91-day scenario whose
+/// refused JobTransferred calls are re-delivered every 30-90 s until the run hits
+/// its trace limit. The checker took the run to have gone on to where its steps led
+/// (91 days) and reported the last refusal as never re-delivered; a run stopped early
+/// ends where it stopped.
+#[test]
+fn a_run_stopped_by_the_trace_limit_is_not_owed_redeliveries_after_it_stopped() {
+    let text = include_str!("data/refused-callback-then-trace-limit.json");
+    let scenario = bitsim_scenario::parse_scenario(text, "found.json").expect("loads");
+    let loaded = load(&scenario, "found").unwrap();
+    let mut sim = Sim::new(&scratch(), Overrides::default()).unwrap();
+    sim.set_max_trace_lines(20_000);
+    let seed = scenario.seed.unwrap_or(1);
+    let (report, violations) = run_and_check(&mut sim, &loaded, Flavor::Bits, seed);
+    assert!(!report.passed(), "the run is stopped by the trace limit");
+    assert!(report.covered.0 < 91 * 86_400_000, "{}", report.covered);
+    assert!(violations.is_empty(), "{violations:?}");
+}
