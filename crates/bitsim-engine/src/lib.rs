@@ -445,7 +445,7 @@ impl Simulator {
 
     fn line(&mut self, text: String) {
         let now = self.time();
-        self.trace.push(format!("{:>12}  {text}", now.to_string()));
+        self.trace.push(format!("{}  {text}", now.padded()));
         self.trace_lines += 1;
     }
 
@@ -457,7 +457,10 @@ impl Simulator {
 
     fn drain_model_trace(&mut self) {
         for e in self.service.take_trace() {
-            self.trace.push(e.to_string());
+            // Sized for a typical line: formatting then grows it once at most.
+            let mut line = String::with_capacity(96);
+            let _ = std::fmt::Write::write_fmt(&mut line, format_args!("{e}"));
+            self.trace.push(line);
             self.trace_lines += 1;
             if let Some(events) = &mut self.events {
                 events.push(e);

@@ -537,13 +537,16 @@ struct FileSink(std::fs::File);
 impl FileSink {
     fn open(root: &std::path::Path, path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
         crate::confine::check(root, path)?;
+        // From the start: one `open` with O_TRUNC (no `ftruncate`, no `lseek`).
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
-            .truncate(false)
+            .truncate(offset == 0)
             .open(path)?;
-        f.set_len(offset)?;
-        f.seek(SeekFrom::Start(offset))?;
+        if offset > 0 {
+            f.set_len(offset)?;
+            f.seek(SeekFrom::Start(offset))?;
+        }
         Ok(FileSink(f))
     }
 

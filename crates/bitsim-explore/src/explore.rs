@@ -50,6 +50,12 @@ pub struct ExploreConfig {
     pub max_findings: usize,
     /// Generate only this flavor (a real backend runs one); default: both.
     pub flavor: Option<Flavor>,
+    /// Wall-clock limit of one run on the simulator: a run that takes longer is
+    /// stopped and reported as a `hang` finding (`None`: no limit).
+    pub case_timeout: Option<Duration>,
+    /// Threads exploring chunks of cases side by side (each with its own simulator);
+    /// 0: one per core. A real backend (`Against::Backend`) always uses one.
+    pub workers: usize,
 }
 
 impl ExploreConfig {
@@ -66,9 +72,22 @@ impl ExploreConfig {
             determinism_every: 1,
             max_findings: 10,
             flavor: None,
+            case_timeout: Some(DEFAULT_CASE_TIMEOUT),
+            workers: 0,
         }
     }
 }
+
+/// Trace lines a generated run may write before it is stopped (and checked as far as
+/// it got); `bitsim run` allows ten times more. Only retry and re-delivery storms
+/// over days of virtual time (a job retrying every 5 s for two weeks) reach it, about
+/// one scenario in 10,000; at a million lines each took seconds, most of the
+/// exploration's time, and came close to the case timeout on a busy machine.
+pub const MAX_TRACE_LINES: u64 = 100_000;
+
+/// Default of [`ExploreConfig::case_timeout`]: the slowest generated scenarios take
+/// about a second.
+pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Run directories go to memory (`/dev/shm`) when there is one: every download
 /// creates, writes and renames files, and a disk file system's journal is most of a
@@ -131,32 +150,243 @@ struct Problem {
 /// Cases per proptest runner: the time budget is checked between chunks.
 const CHUNK: u64 = 200;
 
+/// What every worker needs of the [`ExploreConfig`] (all of it but `against`).
+#[derive(Clone)]
+struct Settings {
+    seed: u64,
+    max_steps: usize,
+    model: Overrides,
+    out: PathBuf,
+    scratch: PathBuf,
+    determinism_every: u64,
+    flavor: Option<Flavor>,
+    case_timeout: Option<Duration>,
+}
+
+/// What one chunk of cases gave.
+struct ChunkResult {
+    chunk: u64,
+    cases: u64,
+    /// The problem and the shrunk scenario (written once the exploration is over,
+    /// so that exactly the first `max_findings` in chunk order are written).
+    finding: Option<(Problem, Scenario)>,
+    runs: u64,
+}
+
+/// Which chunks are left: chunk `k` always generates the same scenarios (its proptest
+/// runner is seeded with `seed` and `k`); a chunk that stops at a problem gives its
+/// unused cases back, so `cases` scenarios are explored in all.
+struct Chunks {
+    cases: u64,
+    max_findings: usize,
+    time_budget: Option<Duration>,
+    started: Instant,
+    state: std::sync::Mutex<(u64, u64)>, // (next chunk, cases handed out)
+    done: std::sync::atomic::AtomicU64,
+    findings: std::sync::atomic::AtomicUsize,
+}
+
+impl Chunks {
+    /// The next chunk and its size, unless the exploration is over.
+    fn claim(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.findings.load(Relaxed) >= self.max_findings
+            || self.time_budget.is_some_and(|b| self.started.elapsed() >= b)
+        {
+            return None;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, handed) = *state;
+        let n = CHUNK.min(self.cases.saturating_sub(handed));
+        if n == 0 {
+            return None;
+        }
+        *state = (next + 1, handed + n);
+        Some((next, n))
+    }
+
+    fn finished(&self, claimed: u64, result: &ChunkResult) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if result.finding.is_some() {
+            self.findings.fetch_add(1, Relaxed);
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 -= claimed.saturating_sub(result.cases);
+    }
+}
+
 /// Explores; `progress` is called with the number of cases done so far.
+///
+/// Chunks of [`CHUNK`] cases are spread over [`ExploreConfig::workers`] threads, each
+/// with its own simulator (and run directory); which scenarios a chunk generates does
+/// not depend on the thread, and findings are listed in chunk order.
 pub fn explore(config: ExploreConfig, progress: &mut dyn FnMut(u64)) -> Result<Summary, String> {
     let started = Instant::now();
-    let model = Sim::new(&config.scratch, config.model.clone()).map_err(|e| format!("run directory: {e}"))?;
-    let other = match &config.against {
-        Against::Profile(o) => Some(Sim::new(&config.scratch, o.clone()).map_err(|e| format!("run directory: {e}"))?),
-        _ => None,
-    };
-    let (cases, seed, max_steps, determinism_every) =
-        (config.cases, config.seed, config.max_steps, config.determinism_every);
-    let (time_budget, max_findings, flavor) = (config.time_budget, config.max_findings, config.flavor);
-    // proptest's runner takes an `Fn`: the state the checks mutate lives in cells.
-    let state = RefCell::new(Harness {
+    let ExploreConfig {
+        cases,
+        seed,
+        max_steps,
         model,
-        other,
-        config,
-        runs: 0,
-    });
-    let progress = RefCell::new(progress);
-    let mut summary = Summary::default();
-    let mut chunk = 0u64;
-    while summary.cases < cases && summary.findings.len() < max_findings {
-        if time_budget.is_some_and(|b| started.elapsed() >= b) {
-            break;
+        against,
+        out,
+        scratch,
+        time_budget,
+        determinism_every,
+        max_findings,
+        flavor,
+        case_timeout,
+        workers,
+    } = config;
+    let settings = Settings {
+        seed,
+        max_steps,
+        model,
+        out,
+        scratch,
+        determinism_every,
+        flavor,
+        case_timeout,
+    };
+    let chunks = Chunks {
+        cases,
+        max_findings,
+        time_budget,
+        started,
+        state: std::sync::Mutex::new((0, 0)),
+        done: Default::default(),
+        findings: Default::default(),
+    };
+    let workers = match (&against, workers) {
+        (Against::Backend { .. }, _) => 1,
+        (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        (_, n) => n,
+    };
+    let mut results: Vec<ChunkResult> = Vec::new();
+    let mut writer = None;
+    if workers <= 1 {
+        let harness = writer.insert(Harness::new(&settings, against)?);
+        let mut done = 0u64;
+        while let Some((chunk, n)) = chunks.claim() {
+            let result = harness.run_chunk(chunk, n, &mut || {
+                done += 1;
+                progress(done);
+            });
+            chunks.finished(n, &result);
+            results.push(result);
         }
-        let n = CHUNK.min(cases - summary.cases);
+    } else {
+        let other = match &against {
+            Against::Profile(o) => Some(o.clone()),
+            _ => None,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Result<ChunkResult, String>>();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let (tx, settings, other, chunks) = (tx.clone(), &settings, other.clone(), &chunks);
+                scope.spawn(move || {
+                    let against = other.map_or(Against::Nothing, Against::Profile);
+                    let mut harness = match Harness::new(settings, against) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    while let Some((chunk, n)) = chunks.claim() {
+                        let result = harness.run_chunk(chunk, n, &mut || {
+                            chunks.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        });
+                        chunks.finished(n, &result);
+                        if tx.send(Ok(result)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut shown = 0;
+            loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Ok(result)) => results.push(result),
+                    Ok(Err(e)) => {
+                        // Let the other workers stop at their next chunk.
+                        chunks.findings.store(usize::MAX, std::sync::atomic::Ordering::Relaxed);
+                        results.clear();
+                        return Err(e);
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                let done = chunks.done.load(std::sync::atomic::Ordering::Relaxed);
+                if done != shown {
+                    shown = done;
+                    progress(done);
+                }
+            }
+            Ok(())
+        })?;
+        if results.iter().any(|r| r.finding.is_some()) {
+            writer = Some(Harness::new(&settings, against)?);
+        }
+    }
+    results.sort_by_key(|r| r.chunk);
+    let mut summary = Summary {
+        cases: results.iter().map(|r| r.cases).sum(),
+        runs: results.iter().map(|r| r.runs).sum(),
+        ..Summary::default()
+    };
+    // Several workers may each find something at the end; the first `max_findings`
+    // in chunk order are the ones one worker would have found.
+    let found = results.into_iter().filter_map(|r| r.finding.map(|f| (r.chunk, f)));
+    for (chunk, (problem, minimal)) in found.take(max_findings) {
+        if let Some(h) = writer.as_mut() {
+            summary.findings.push(h.write_finding(&problem, &minimal, chunk)?);
+        }
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The simulators and settings one worker uses.
+struct Harness<'a> {
+    model: Sim,
+    other: Option<Sim>,
+    settings: &'a Settings,
+    against: Against,
+    runs: u64,
+}
+
+impl<'a> Harness<'a> {
+    fn new(settings: &'a Settings, against: Against) -> Result<Harness<'a>, String> {
+        let sim = |overrides: Overrides| -> Result<Sim, String> {
+            let mut sim = Sim::new(&settings.scratch, overrides).map_err(|e| format!("run directory: {e}"))?;
+            sim.set_case_timeout(settings.case_timeout)
+                .map_err(|e| format!("watchdog thread: {e}"))?;
+            sim.set_max_trace_lines(MAX_TRACE_LINES);
+            Ok(sim)
+        };
+        let model = sim(settings.model.clone())?;
+        let other = match &against {
+            Against::Profile(o) => Some(sim(o.clone())?),
+            _ => None,
+        };
+        Ok(Harness {
+            model,
+            other,
+            settings,
+            against,
+            runs: 0,
+        })
+    }
+
+    /// Runs chunk `chunk` (`n` cases); on a problem, shrinks it.
+    /// `on_case` is called once per case generated (not for shrinking runs).
+    fn run_chunk(&mut self, chunk: u64, n: u64, on_case: &mut dyn FnMut()) -> ChunkResult {
+        let settings = self.settings;
+        let runs_before = self.runs;
+        // proptest's runner takes an `Fn`: the state the checks mutate lives in cells.
+        let state = RefCell::new(&mut *self);
+        let on_case = RefCell::new(on_case);
         let target: RefCell<Option<String>> = RefCell::new(None);
         let done = RefCell::new(0u64);
         let mut runner = TestRunner::new_with_rng(
@@ -167,16 +397,17 @@ pub fn explore(config: ExploreConfig, progress: &mut dyn FnMut(u64)) -> Result<S
                 max_shrink_time: 120_000,
                 ..Config::default()
             },
-            TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(seed, chunk)),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(settings.seed, chunk)),
         );
-        let before = summary.cases;
-        let result = runner.run(&generate::scenario(max_steps, flavor), |scenario| {
+        let result = runner.run(&generate::scenario(settings.max_steps, settings.flavor), |scenario| {
             if target.borrow().is_none() {
                 *done.borrow_mut() += 1;
-                (progress.borrow_mut())(before + *done.borrow());
+                (on_case.borrow_mut())();
             }
             let case = *done.borrow();
-            let problem = state.borrow_mut().check_case(&scenario, case, determinism_every);
+            let problem = state
+                .borrow_mut()
+                .check_case(&scenario, case, settings.determinism_every);
             match problem {
                 None => Ok(()),
                 Some(p) => {
@@ -192,34 +423,32 @@ pub fn explore(config: ExploreConfig, progress: &mut dyn FnMut(u64)) -> Result<S
                 }
             }
         });
-        summary.cases += *done.borrow();
-        chunk += 1;
-        if let Err(TestError::Fail(_, minimal)) = result {
+        let h = state.into_inner();
+        let mut finding = None;
+        if let Err(TestError::Fail(reason, minimal)) = result {
             let kind = target.borrow().clone().unwrap_or_default();
-            let mut h = state.borrow_mut();
             // The minimal case's own message (the first failure's is of a larger case).
             let problem = h
                 .check_case(&minimal, 1, 1)
                 .filter(|p| p.kind == kind)
-                .unwrap_or(Problem {
+                .unwrap_or_else(|| Problem {
                     kind: kind.clone(),
-                    message: "the problem did not reproduce on the shrunk scenario".into(),
+                    // A wall-clock hang near the limit need not happen again.
+                    message: format!(
+                        "{} (did not happen again on a rerun of the shrunk scenario)",
+                        reason.message()
+                    ),
                 });
-            let finding = h.write_finding(&problem, &minimal, chunk - 1)?;
-            summary.findings.push(finding);
+            finding = Some((problem, minimal));
+        }
+        let cases = *done.borrow();
+        ChunkResult {
+            chunk,
+            cases,
+            finding,
+            runs: h.runs - runs_before,
         }
     }
-    summary.runs = state.borrow().runs;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
-}
-
-/// The simulators and settings one exploration uses.
-struct Harness {
-    model: Sim,
-    other: Option<Sim>,
-    config: ExploreConfig,
-    runs: u64,
 }
 
 fn seed_bytes(seed: u64, chunk: u64) -> [u8; 32] {
@@ -249,7 +478,7 @@ const REAL_RUN_LIMIT_MS: u64 = 120_000;
 
 const LENIENT: RunOptions = RunOptions { lenient: true };
 
-/// Runs `loaded` and catches a panic as a problem.
+/// Runs `loaded`; a panic, and a run the per-case watchdog stopped, are problems.
 fn run_guarded(
     sim: &mut Sim,
     loaded: &LoadedScenario,
@@ -257,29 +486,51 @@ fn run_guarded(
     seed: u64,
     options: RunOptions,
 ) -> Result<Outcome, Problem> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run(loaded, flavor, seed, options))).map_err(|e| {
-        let what = e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".into());
-        Problem {
-            kind: "no-panic".into(),
-            message: format!("the simulator panicked: {what}"),
-        }
-    })
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run(loaded, flavor, seed, options)))
+        .map_err(|e| {
+            let what = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            Problem {
+                kind: "no-panic".into(),
+                message: format!("the simulator panicked: {what}"),
+            }
+        })?;
+    if outcome.timed_out {
+        let limit = sim.case_timeout().unwrap_or_default();
+        return Err(Problem {
+            kind: "hang".into(),
+            message: format!(
+                "the run took longer than {} of wall-clock time (--case-timeout) and was stopped at virtual time {}",
+                humantime(limit),
+                outcome.report.covered
+            ),
+        });
+    }
+    Ok(outcome)
 }
 
-impl Harness {
+/// `10s`, `250ms`.
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl Harness<'_> {
     /// Every check on one generated scenario; the first problem found.
     fn check_case(&mut self, scenario: &Scenario, case: u64, determinism_every: u64) -> Option<Problem> {
         let Harness {
             model,
             other,
-            config,
+            against,
             runs,
+            ..
         } = self;
-        let against = &mut config.against;
         let loaded = match load(scenario, "generated") {
             Ok(l) => l,
             Err(e) => {
@@ -346,7 +597,7 @@ impl Harness {
     }
 
     fn write_finding(&mut self, problem: &Problem, minimal: &Scenario, chunk: u64) -> Result<Finding, String> {
-        write_finding(&self.config, &mut self.model, problem, minimal, chunk)
+        write_finding(self.settings, &self.against, &mut self.model, problem, minimal, chunk)
     }
 }
 
@@ -357,6 +608,7 @@ fn invariant_problem(scenario: &Scenario, sim: &Sim, flavor: Flavor, outcome: &O
         profile: &profile,
         events: &outcome.events,
         files_left: outcome.files_left.as_deref(),
+        covered: Some(outcome.report.covered),
     };
     invariants::check(&facts).into_iter().next().map(|v| Problem {
         kind: v.invariant.to_string(),
@@ -518,7 +770,8 @@ fn fnv(text: &str) -> u64 {
 }
 
 fn write_finding(
-    config: &ExploreConfig,
+    config: &Settings,
+    against: &Against,
     model: &mut Sim,
     problem: &Problem,
     minimal: &Scenario,
@@ -529,11 +782,11 @@ fn write_finding(
     let name = format!("{}-{:08x}.json", problem.kind, fnv(&body) as u32);
     let file = config.out.join(&name);
     let seed = scenario.seed.unwrap_or(1);
-    let flags = match &config.against {
+    let flags = match against {
         Against::Profile(o) => o.as_flags(),
         _ => config.model.as_flags(),
     };
-    let rerun = match (&config.against, problem.kind.as_str()) {
+    let rerun = match (against, problem.kind.as_str()) {
         (Against::Profile(_), "difference") => {
             format!("bitsim run FILE passes; bitsim run FILE{flags} fails where they differ")
         }
@@ -571,6 +824,7 @@ pub fn run_and_check(
         profile: &profile,
         events: &outcome.events,
         files_left: outcome.files_left.as_deref(),
+        covered: Some(outcome.report.covered),
     };
     let violations = invariants::check(&facts);
     (outcome.report, violations)

@@ -43,6 +43,10 @@ pub struct RunFacts<'a> {
     pub events: &'a [TraceEvent],
     /// Files left in the run's directory, if known.
     pub files_left: Option<&'a [String]>,
+    /// The virtual time the run reached (`RunReport::covered`), if known. A run
+    /// stopped early (trace limit, watchdog) ends there, not where its steps would
+    /// have taken it.
+    pub covered: Option<Time>,
 }
 
 /// Every violation in a run, in the order the invariants are listed.
@@ -378,11 +382,13 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     // Refused and never delivered again: a violation only when the run went on long
     // enough after it with nothing else happening (no call on the job, no environment
     // event, no slot pressure for the user, no notification still blocked).
-    let end = facts
-        .events
-        .last()
-        .map_or(Time::ZERO, |e| e.at)
-        .max(run_end(facts.scenario));
+    let end = facts.covered.unwrap_or_else(|| {
+        facts
+            .events
+            .last()
+            .map_or(Time::ZERO, |e| e.at)
+            .max(run_end(facts.scenario))
+    });
     let patience = redelivery_bound(facts);
     for ((job, kind), (at, user)) in refused {
         let quiet = last_change.get(&job).is_none_or(|t| *t <= at)

@@ -238,7 +238,7 @@ impl fmt::Display for TraceKind {
 
 impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:>12}  {}", self.at.to_string(), self.kind)
+        write!(f, "{}  {}", self.at.padded(), self.kind)
     }
 }
 

@@ -236,6 +236,28 @@ impl Time {
     }
 }
 
+impl Time {
+    /// The time as trace lines start, right-aligned in 12 columns: what
+    /// `format!("{:>12}", t.to_string())` gives, without the intermediate string.
+    pub fn padded(self) -> PaddedTime {
+        PaddedTime(self)
+    }
+}
+
+/// [`Time::padded`].
+#[derive(Debug, Clone, Copy)]
+pub struct PaddedTime(Time);
+
+impl fmt::Display for PaddedTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 .0 / 1000;
+        let digits = secs.checked_ilog10().map_or(1, |d| d as usize + 1);
+        // `secs` + `.mmm` + `s`
+        let pad = 12usize.saturating_sub(digits + 5);
+        write!(f, "{:pad$}{secs}.{:03}s", "", self.0 .0 % 1000)
+    }
+}
+
 impl fmt::Display for Time {
     /// Seconds with millisecond precision, as traces print it: `60.004s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -408,5 +430,32 @@ mod tests {
     fn time_prints_seconds() {
         assert_eq!(Time(60_004).to_string(), "60.004s");
         assert_eq!(Time(5).to_string(), "0.005s");
+    }
+}
+
+#[cfg(test)]
+mod padded_tests {
+    use super::Time;
+
+    #[test]
+    fn padded_time_is_the_right_aligned_display() {
+        for t in [
+            0u64,
+            1,
+            999,
+            1_000,
+            60_004,
+            9_999_999,
+            10_000_000,
+            99_999_999_999,
+            123_456_789_012_345,
+            u64::MAX,
+        ] {
+            assert_eq!(
+                Time(t).padded().to_string(),
+                format!("{:>12}", Time(t).to_string()),
+                "{t}"
+            );
+        }
     }
 }

@@ -150,19 +150,23 @@ pub async fn run_full<B: Backend>(
     r.collect(backend);
     r.projection.notifications = crate::projection::notifications(&backend.deliveries(), &r.job_names());
     let mut files: Vec<(String, u64)> = Vec::new();
+    // Each name is looked up once, however many steps name it.
+    let mut asked: Vec<String> = Vec::new();
     for entry in &loaded.scenario.steps {
         for name in local_names(&entry.step) {
-            if let Some(size) = backend.file_size(&name) {
-                if !files.iter().any(|(n, _)| *n == name) {
-                    files.push((name, size));
-                }
+            if asked.contains(&name) {
+                continue;
             }
+            if let Some(size) = backend.file_size(&name) {
+                files.push((name.clone(), size));
+            }
+            asked.push(name);
         }
     }
     files.sort();
     r.projection.files = files;
     if let Verdict::Failed(f) = &verdict {
-        r.trace.push(format!("{:>12}  FAILED {f}", backend.now().to_string()));
+        r.trace.push(format!("{}  FAILED {f}", backend.now().padded()));
     }
     let observed = match observe {
         true => crate::Observed {
@@ -233,20 +237,39 @@ impl Runner<'_> {
     }
 
     fn collect<B: Backend>(&mut self, backend: &mut B) {
-        let names = self.job_names();
-        // The run's directory differs per run: traces name local files relative to it
-        // (ref: ARCHITECTURE.md "The trace": stable, byte-identical for a seed).
-        let root = backend.local_path("");
-        for line in backend.take_trace() {
-            let line = if root.is_empty() { line } else { line.replace(&root, "") };
-            self.trace.push(rename_jobs(&line, &names));
+        let lines = backend.take_trace();
+        if !lines.is_empty() {
+            let names = self.job_names();
+            // The run's directory differs per run: traces name local files relative to it
+            // (ref: ARCHITECTURE.md "The trace": stable, byte-identical for a seed).
+            let root = backend.local_path("");
+            self.trace.reserve(lines.len());
+            for line in lines {
+                // Most lines name no local file and no renamed job: they are kept as
+                // they are, without copying.
+                let line = if contains(&line, &root) {
+                    line.replace(&root, "")
+                } else {
+                    line
+                };
+                let line = match rename_jobs_if_needed(&line, &names) {
+                    Some(renamed) => renamed,
+                    None => line,
+                };
+                self.trace.push(line);
+            }
         }
-        self.events.extend(backend.take_events());
+        let events = backend.take_events();
+        if self.events.is_empty() {
+            self.events = events;
+        } else {
+            self.events.extend(events);
+        }
     }
 
     fn note<B: Backend>(&mut self, backend: &mut B, text: String) {
         self.collect(backend);
-        self.trace.push(format!("{:>12}  {text}", backend.now().to_string()));
+        self.trace.push(format!("{}  {text}", backend.now().padded()));
     }
 
     async fn run_steps<B: Backend>(&mut self, backend: &mut B) -> Result<(), Stop> {
@@ -1282,8 +1305,15 @@ fn local_names(step: &Step) -> Vec<String> {
 }
 
 /// Replaces model job ids (`j3`) in a trace line by the scenario's aliases.
+#[cfg(test)]
 fn rename_jobs(line: &str, names: &BTreeMap<JobId, String>) -> String {
-    let mut out = String::with_capacity(line.len());
+    rename_jobs_if_needed(line, names).unwrap_or_else(|| line.to_string())
+}
+
+/// `line` with job ids (`j7`) replaced by their scenario aliases, or `None` when that
+/// changes nothing (no id, or ids whose alias is the same text).
+fn rename_jobs_if_needed(line: &str, names: &BTreeMap<JobId, String>) -> Option<String> {
+    let mut out: Option<String> = None;
     let bytes = line.as_bytes();
     let (mut i, mut copied) = (0, 0);
     while i < bytes.len() {
@@ -1295,7 +1325,8 @@ fn rename_jobs(line: &str, names: &BTreeMap<JobId, String>) -> String {
             }
             let end_ok = k == bytes.len() || !bytes[k].is_ascii_alphanumeric();
             if let (true, Ok(n)) = (k > i + 1 && end_ok, line[i + 1..k].parse::<u32>()) {
-                if let Some(name) = names.get(&JobId(n)) {
+                if let Some(name) = names.get(&JobId(n)).filter(|name| **name != line[i..k]) {
+                    let out = out.get_or_insert_with(|| String::with_capacity(line.len() + 16));
                     out.push_str(&line[copied..i]);
                     out.push_str(name);
                     copied = k;
@@ -1306,8 +1337,24 @@ fn rename_jobs(line: &str, names: &BTreeMap<JobId, String>) -> String {
         }
         i += 1;
     }
-    out.push_str(&line[copied..]);
-    out
+    out.map(|mut out| {
+        out.push_str(&line[copied..]);
+        out
+    })
+}
+
+/// Whether `needle` (non-empty) occurs in `haystack`: a scan for its first byte, so
+/// no searcher is set up per line (`str::contains` builds one each call).
+fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else { return false };
+    if h.len() < n.len() {
+        return false;
+    }
+    h[..=h.len() - n.len()]
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == first && h[i..].starts_with(n))
 }
 
 enum StepError {
@@ -1347,5 +1394,17 @@ mod tests {
             "job dl QUEUED -> CONNECTING"
         );
         assert_eq!(rename_jobs("obj1 j12 j1", &names), "obj1 j12 dl");
+        let same: BTreeMap<JobId, String> = [(JobId(1), "j1".to_string())].into();
+        assert_eq!(rename_jobs_if_needed("job j1 QUEUED", &same), None);
+        assert_eq!(rename_jobs_if_needed("job j2 QUEUED", &names), None);
+    }
+
+    #[test]
+    fn contains_finds_the_run_directory() {
+        assert!(contains("at /r/x/f.bin", "/r/x/"));
+        assert!(contains("/r/x/", "/r/x/"));
+        assert!(!contains("at /r/y/f.bin", "/r/x/"));
+        assert!(!contains("/r", "/r/x/"));
+        assert!(!contains("anything", ""));
     }
 }

@@ -46,6 +46,28 @@ pub struct ExploreArgs {
     /// endpoint (see `bitsim conform --facade`).
     #[arg(long, value_name = "URL")]
     pub facade: Option<String>,
+    /// Wall-clock limit of one run (e.g. 10s, 500ms): a generated scenario that runs
+    /// longer is stopped and reported (shrunk and written) as a `hang` finding.
+    /// `none`: no limit.
+    #[arg(long, default_value = "10s", value_parser = parse_case_timeout)]
+    pub case_timeout: CaseTimeout,
+    /// Threads exploring side by side, each on its own simulator (0 = one per core).
+    /// `--against bits|do` always uses one.
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+}
+
+/// `--case-timeout`: a duration, or no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseTimeout(pub Option<Duration>);
+
+fn parse_case_timeout(s: &str) -> Result<CaseTimeout, String> {
+    if s == "none" {
+        return Ok(CaseTimeout(None));
+    }
+    parse_budget(s)
+        .map(|d| CaseTimeout(Some(d)))
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms) or `none`"))
 }
 
 fn parse_budget(s: &str) -> Result<Duration, String> {
@@ -71,6 +93,8 @@ pub fn run(args: ExploreArgs) -> i32 {
     config.time_budget = args.time_budget;
     config.determinism_every = args.determinism_every;
     config.max_findings = args.max_findings.max(1);
+    config.case_timeout = args.case_timeout.0;
+    config.workers = args.jobs;
     match args.against.as_deref() {
         None => config.model = overrides,
         Some("profile") => {

@@ -150,6 +150,7 @@ pub fn run(args: RunArgs) -> i32 {
                 profile: &profile,
                 events: &observed.events,
                 files_left: observed.files_left.as_deref(),
+                covered: Some(report.covered),
             });
             if let (Verdict::Passed, Some(v)) = (&report.verdict, violations.first()) {
                 report.verdict = Verdict::Failed(bitsim_scenario::Failure {
