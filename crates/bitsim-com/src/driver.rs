@@ -57,7 +57,7 @@ pub struct Jump {
 }
 
 /// Wall time a jump gives the transfers a timer started to go quiet.
-const SETTLE: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(10);
 
 enum Request {
     Call(ApiCall, oneshot::Sender<ApiReply>),

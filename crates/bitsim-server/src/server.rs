@@ -292,6 +292,15 @@ impl MockServer {
         self.inner.state().log.clear();
     }
 
+    /// Forgets every upload session and committed upload held in memory: a
+    /// server shared by several scenario runs (the real-service lanes) starts
+    /// each with no upload behind it, as the simulator's fresh server does.
+    pub fn clear_uploads(&self) {
+        let mut st = self.inner.state();
+        st.sessions.clear();
+        st.uploads.clear();
+    }
+
     /// A committed upload by its URL path (e.g. `/upload/a.bin`), from memory
     /// or from the plan's upload directory.
     pub fn uploaded(&self, path: &str) -> Option<Bytes> {

@@ -955,6 +955,20 @@ impl Backend for WindowsBackend {
         self.control.log(&self.base_url)
     }
 
+    fn route_digest(&self, path: &str) -> Result<Option<[u8; 32]>, NotApplicable> {
+        match &self.control {
+            ServerControl::InProcess(server) => Ok(server.route_digest(path)),
+            ServerControl::Http => Err(NotApplicable("the mock server's route contents are not visible".into())),
+        }
+    }
+
+    fn uploaded_size(&self, path: &str) -> Result<Option<u64>, NotApplicable> {
+        match &self.control {
+            ServerControl::InProcess(server) => Ok(server.uploaded(path).map(|b| b.len() as u64)),
+            ServerControl::Http => Err(NotApplicable("the server's committed uploads are not visible".into())),
+        }
+    }
+
     fn write_file(&mut self, name: &str, size: u64) -> std::io::Result<()> {
         std::fs::write(confined_path(&self.root, name), file_bytes(size))
     }

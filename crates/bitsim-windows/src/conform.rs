@@ -162,6 +162,35 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
     if l.scenario.users.len() > 1 {
         return Some("the facade's clients all act as one user".into());
     }
+    // Transfers paced by the server (drip routes, dribble, throttle, delays)
+    // take their time in real time through the facade: a 60 s drip is a
+    // minute per run, and a jump cannot shorten real I/O.
+    fn paced(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains("/drip/"),
+            serde_json::Value::Array(a) => a.iter().any(paced),
+            serde_json::Value::Object(o) => {
+                o.get("kind")
+                    .and_then(|k| k.as_str())
+                    .is_some_and(|k| matches!(k, "dribble" | "throttle" | "delay"))
+                    || o.get("delay").is_some_and(|d| !d.is_null())
+                    || o.values().any(paced)
+            }
+            _ => false,
+        }
+    }
+    let plan = serde_json::to_value(&l.plan).unwrap_or_default();
+    if paced(&plan)
+        || l.scenario
+            .steps
+            .iter()
+            .any(|e| serde_json::to_value(&e.step).is_ok_and(|v| paced(&v)))
+    {
+        return Some(
+            "the server paces a transfer (drip, dribble, throttle or delay), which takes that long in real time through the facade"
+                .into(),
+        );
+    }
     // Local, UNC and file:// sources live in the run's directory on the
     // simulator; the facade's engine has no run directory of its own.
     fn local_source(v: &serde_json::Value) -> bool {

@@ -234,6 +234,7 @@ fn conform_one(
     }
     server.server.set_plan(l.plan.clone());
     server.server.clear_log();
+    server.server.clear_uploads();
     let real = real::run(
         l,
         flavor,
