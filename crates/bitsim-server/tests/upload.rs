@@ -655,3 +655,24 @@ dual!(upload_names_cannot_escape, |t| {
     assert_eq!(t.server().uploaded("/upload/ok.bin").unwrap().as_ref(), b"on disk");
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+// A server shared by several scenario runs (the real-service lanes) forgets
+// sessions and committed uploads between them, as a fresh server would: a
+// second Create-Session for the same path then starts over (no 409).
+dual!(clear_uploads_forgets_sessions_and_committed_uploads, |t| {
+    let d = data(10_000);
+    let mut c = t.client().await;
+    let sid = create(&mut c, "/upload/shared.bin").await;
+    upload_all(&mut c, "/upload/shared.bin", &sid, &d, 4096).await;
+    let r = c
+        .send(bits("/upload/shared.bin", "Close-Session", Some(&sid), &[], b""))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(t.server().uploaded("/upload/shared.bin").is_some());
+    t.server().clear_uploads();
+    assert!(t.server().uploaded("/upload/shared.bin").is_none());
+    let mut c = t.client().await;
+    let sid2 = create(&mut c, "/upload/shared.bin").await;
+    assert_ne!(sid, sid2);
+});
