@@ -87,6 +87,25 @@ impl ServerControl {
     }
 }
 
+/// `BG_AUTH_TARGET` of the model's target (same numbering as bits.h).
+fn auth_target(t: bitsim_model::AuthTarget) -> u32 {
+    match t {
+        bitsim_model::AuthTarget::Server => 1,
+        bitsim_model::AuthTarget::Proxy => 2,
+    }
+}
+
+/// `BG_AUTH_SCHEME` of the model's scheme (same numbering as bits.h).
+fn auth_scheme(s: bitsim_model::AuthScheme) -> u32 {
+    match s {
+        bitsim_model::AuthScheme::Basic => 1,
+        bitsim_model::AuthScheme::Digest => 2,
+        bitsim_model::AuthScheme::Ntlm => 3,
+        bitsim_model::AuthScheme::Negotiate => 4,
+        bitsim_model::AuthScheme::Passport => 5,
+    }
+}
+
 /// Environment events cannot be scripted on a real machine.
 pub(crate) fn env_not_scripted(event: &EnvEvent, service: &str) -> NotApplicable {
     let what = match event {
@@ -844,15 +863,57 @@ impl Backend for WindowsBackend {
                 })
             }
             ApiCall::GetNotifyCmdLine { job } => self.getter(job, BitsJob::get_notify_cmdline, ApiValue::CmdLine),
-            ApiCall::SetCredentials { job, .. } | ApiCall::RemoveCredentials { job, .. } => {
-                self.mark_not_applicable("SetCredentials / RemoveCredentials are not wired up".into());
-                self.line(format!("call credentials ({job}) not sent"));
-                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            ApiCall::SetCredentials { job, credential } => {
+                let Some(j) = self.job(job) else {
+                    return ApiReply::err(Hresult::from(Hr::BG_E_NOT_FOUND));
+                };
+                let hr = j.set_credentials(
+                    auth_target(credential.target),
+                    auth_scheme(credential.scheme),
+                    credential.user.as_deref(),
+                    credential.password.as_deref(),
+                );
+                self.line(format!("call SetCredentials({job}) -> {}", Hresult::from(hr)));
+                ApiReply::err(Hresult::from(hr))
             }
-            ApiCall::SetCostFlags { job, .. } | ApiCall::GetCostFlags { job } => {
-                self.mark_not_applicable("IBackgroundCopyJob5 cost flags are not wired up".into());
-                self.line(format!("call cost flags ({job}) not sent"));
-                ApiReply::err(Hresult::from(Hr::E_NOTIMPL))
+            ApiCall::RemoveCredentials { job, target, scheme } => {
+                let Some(j) = self.job(job) else {
+                    return ApiReply::err(Hresult::from(Hr::BG_E_NOT_FOUND));
+                };
+                let hr = j.remove_credentials(auth_target(target), auth_scheme(scheme));
+                self.line(format!("call RemoveCredentials({job}) -> {}", Hresult::from(hr)));
+                ApiReply::err(Hresult::from(hr))
+            }
+            ApiCall::SetCostFlags { job, flags } => {
+                let Some(j) = self.job(job) else {
+                    return ApiReply::err(Hresult::from(Hr::BG_E_NOT_FOUND));
+                };
+                let hr = j.set_cost_flags(flags);
+                if hr == Hr::E_NOINTERFACE {
+                    self.mark_not_applicable(
+                        "IBackgroundCopyJob5 is not reachable (BITS before 5.0, or Wine: no proxy)".into(),
+                    );
+                }
+                self.line(format!("call SetCostFlags[{flags:#x}]({job}) -> {}", Hresult::from(hr)));
+                ApiReply::err(Hresult::from(hr))
+            }
+            ApiCall::GetCostFlags { job } => {
+                let Some(j) = self.job(job) else {
+                    return ApiReply::err(Hresult::from(Hr::BG_E_NOT_FOUND));
+                };
+                let out = j.get_cost_flags();
+                if out.hr == Hr::E_NOINTERFACE {
+                    self.mark_not_applicable(
+                        "IBackgroundCopyJob5 is not reachable (BITS before 5.0, or Wine: no proxy)".into(),
+                    );
+                }
+                match out.value {
+                    Some(flags) if out.hr.is_success() => ApiReply {
+                        hresult: Hresult::from(out.hr),
+                        value: ApiValue::Count(flags),
+                    },
+                    _ => ApiReply::err(Hresult::from(out.hr)),
+                }
             }
             // One user per run: a job's owner is the run's user.
             ApiCall::GetOwner { job } => self.getter(job, BitsJob::get_owner, |_| ApiValue::User(UserId(0))),

@@ -12,7 +12,7 @@ use std::ptr::null_mut;
 use windows::Win32::Foundation::FILETIME;
 use windows::Win32::Networking::BackgroundIntelligentTransferService::{
     BackgroundCopyManager, IBackgroundCopyError, IBackgroundCopyFile, IBackgroundCopyJob, IBackgroundCopyJob2,
-    IBackgroundCopyJob3, IBackgroundCopyJob4, IBackgroundCopyManager, IEnumBackgroundCopyFiles,
+    IBackgroundCopyJob3, IBackgroundCopyJob4, IBackgroundCopyJob5, IBackgroundCopyManager, IEnumBackgroundCopyFiles,
     IEnumBackgroundCopyJobs, BG_ERROR_CONTEXT, BG_FILE_INFO, BG_FILE_PROGRESS, BG_JOB_PRIORITY, BG_JOB_PROGRESS,
     BG_JOB_REPLY_PROGRESS, BG_JOB_STATE, BG_JOB_TIMES, BG_JOB_TYPE,
 };
@@ -436,6 +436,79 @@ impl BitsJob {
 
     /// `IBackgroundCopyJob2::SetNotifyCmdLine(program, parameters)`; `None`
     /// passes NULL (NULL program = clear).
+    /// `IBackgroundCopyJob2::SetCredentials` with Basic-style credentials
+    /// (every scheme's union member is a BG_BASIC_CREDENTIALS).
+    pub fn set_credentials(&self, target: u32, scheme: u32, user: Option<&str>, password: Option<&str>) -> Hr {
+        use windows::Win32::Networking::BackgroundIntelligentTransferService::{
+            BG_AUTH_CREDENTIALS, BG_AUTH_CREDENTIALS_UNION, BG_AUTH_SCHEME, BG_AUTH_TARGET, BG_BASIC_CREDENTIALS,
+        };
+        let Some(job2) = &self.job2 else {
+            return Hr::E_NOINTERFACE;
+        };
+        let u = user.map(Wide::new);
+        let p = password.map(Wide::new);
+        let cred = BG_AUTH_CREDENTIALS {
+            Target: BG_AUTH_TARGET(target as i32),
+            Scheme: BG_AUTH_SCHEME(scheme as i32),
+            Credentials: BG_AUTH_CREDENTIALS_UNION {
+                Basic: BG_BASIC_CREDENTIALS {
+                    UserName: PWSTR(u.as_ref().map_or(PCWSTR::null(), Wide::pcwstr).0 as *mut u16),
+                    Password: PWSTR(p.as_ref().map_or(PCWSTR::null(), Wide::pcwstr).0 as *mut u16),
+                },
+            },
+        };
+        // SAFETY: the struct and its strings outlive the call; the service only
+        // reads them (the PWSTR type is the SDK's, not a write licence).
+        unsafe { vcall!(job2, SetCredentials, &cred) }
+    }
+
+    /// `IBackgroundCopyJob2::RemoveCredentials`.
+    pub fn remove_credentials(&self, target: u32, scheme: u32) -> Hr {
+        use windows::Win32::Networking::BackgroundIntelligentTransferService::{BG_AUTH_SCHEME, BG_AUTH_TARGET};
+        let Some(job2) = &self.job2 else {
+            return Hr::E_NOINTERFACE;
+        };
+        // SAFETY: plain values.
+        unsafe {
+            vcall!(
+                job2,
+                RemoveCredentials,
+                BG_AUTH_TARGET(target as i32),
+                BG_AUTH_SCHEME(scheme as i32)
+            )
+        }
+    }
+
+    /// `IBackgroundCopyJob5::SetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS)`;
+    /// E_NOINTERFACE where the job has no Job5 (BITS before 5.0, or Wine,
+    /// whose proxies do not cover it).
+    pub fn set_cost_flags(&self, flags: u32) -> Hr {
+        use windows::Win32::Networking::BackgroundIntelligentTransferService::{
+            BITS_JOB_PROPERTY_ID_COST_FLAGS, BITS_JOB_PROPERTY_VALUE,
+        };
+        let Ok(job5) = self.job.cast::<IBackgroundCopyJob5>() else {
+            return Hr::E_NOINTERFACE;
+        };
+        let value = BITS_JOB_PROPERTY_VALUE { Dword: flags };
+        // SAFETY: a plain union value that outlives the call.
+        unsafe { vcall!(&job5, SetProperty, BITS_JOB_PROPERTY_ID_COST_FLAGS, value) }
+    }
+
+    /// `IBackgroundCopyJob5::GetProperty(BITS_JOB_PROPERTY_ID_COST_FLAGS)`.
+    pub fn get_cost_flags(&self) -> Outcome<u32> {
+        use windows::Win32::Networking::BackgroundIntelligentTransferService::{
+            BITS_JOB_PROPERTY_ID_COST_FLAGS, BITS_JOB_PROPERTY_VALUE,
+        };
+        let Ok(job5) = self.job.cast::<IBackgroundCopyJob5>() else {
+            return Outcome::failure(Hr::E_NOINTERFACE);
+        };
+        let mut value = BITS_JOB_PROPERTY_VALUE { Dword: 0 };
+        // SAFETY: an out-parameter of the right type.
+        let hr = unsafe { vcall!(&job5, GetProperty, BITS_JOB_PROPERTY_ID_COST_FLAGS, &mut value) };
+        // SAFETY: COST_FLAGS is the union's DWORD member.
+        Outcome::from_call(hr, || unsafe { value.Dword })
+    }
+
     pub fn set_notify_cmdline(&self, program: Option<&str>, parameters: Option<&str>) -> Hr {
         let Some(job2) = &self.job2 else {
             return Hr::E_NOINTERFACE;
