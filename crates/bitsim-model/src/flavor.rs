@@ -404,6 +404,10 @@ fn parse_optional_span(v: &str) -> Result<Option<Span>, String> {
     }
 }
 
+fn parse_hresult(v: &str) -> Result<Hresult, String> {
+    Hresult::parse(v).ok_or_else(|| format!("`{v}` is not an HRESULT"))
+}
+
 fn parse_success_rule(v: &str) -> Result<SuccessRule, String> {
     match v {
         "exactly_s_ok" => Ok(SuccessRule::ExactlySOk),
@@ -657,6 +661,137 @@ const FIELD_SETTERS: &[FieldSetter] = &[
             Ok(())
         },
     },
+    FieldSetter {
+        name: "max_jobs_per_machine",
+        takes: "a count",
+        set: |p, v| {
+            p.limits.max_jobs_per_machine = parse_count(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "default_cost_flags",
+        takes: "a BITS_COST_STATE_* bit mask (decimal or 0x hex)",
+        set: |p, v| {
+            let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+                Some(hex) => u32::from_str_radix(hex, 16),
+                None => v.parse(),
+            };
+            p.default_cost_flags = n.map_err(|_| format!("`{v}` is not a 32-bit number"))?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "cancel_session_retry_every",
+        takes: "a duration, or `min_retry_delay` (the job's MinimumRetryDelay)",
+        set: |p, v| {
+            p.cancel_session_retry_every = match v {
+                "min_retry_delay" => None,
+                _ => Some(parse_span(v)?),
+            };
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "http_status",
+        takes:
+            "`CODE:transient|fatal` or `LO-HI:transient|fatal` (takes precedence over the flavor's table; repeatable)",
+        set: |p, v| {
+            let (range, disposition) = v
+                .split_once(':')
+                .ok_or_else(|| format!("`{v}` has no `:transient` or `:fatal`"))?;
+            let disposition = match disposition {
+                "transient" => crate::Disposition::Transient,
+                "fatal" => crate::Disposition::Fatal,
+                other => return Err(format!("`{other}` is not transient or fatal")),
+            };
+            let status = |t: &str| {
+                t.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|s| (100..=599).contains(s))
+                    .ok_or_else(|| format!("`{t}` is not an HTTP status (100-599)"))
+            };
+            let (lo, hi) = match range.split_once('-') {
+                Some((lo, hi)) => (status(lo)?, status(hi)?),
+                None => (status(range)?, status(range)?),
+            };
+            if lo > hi {
+                return Err(format!("`{range}`: {lo} is above {hi}"));
+            }
+            // The flavor's tables are 'static; an override is prepended (the
+            // first matching rule wins) and kept for the life of the process
+            // (a handful of command-line flags).
+            let mut rules = vec![HttpRule { lo, hi, disposition }];
+            rules.extend_from_slice(p.http_rules);
+            p.http_rules = Box::leak(rules.into_boxed_slice());
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.invalid_state",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.invalid_state = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.empty",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.empty = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.not_found",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.not_found = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.error_information_unavailable",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.error_information_unavailable = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.file_not_available",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.file_not_available = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.not_implemented",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.not_implemented = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.network_disconnected",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.network_disconnected = parse_hresult(v)?;
+            Ok(())
+        },
+    },
+    FieldSetter {
+        name: "codes.blocked_by_cost",
+        takes: "an HRESULT (hex or a name such as BG_E_NOT_FOUND)",
+        set: |p, v| {
+            p.codes.blocked_by_cost = parse_hresult(v)?;
+            Ok(())
+        },
+    },
 ];
 
 impl Profile {
@@ -693,6 +828,44 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structured_fields_are_settable() {
+        use crate::classify::http_disposition;
+        use crate::Disposition;
+        let mut p = Profile::bits();
+        assert_eq!(http_disposition(p.http_rules, 404), Disposition::Fatal);
+        p.set_field("http_status", "404:transient").unwrap();
+        assert_eq!(http_disposition(p.http_rules, 404), Disposition::Transient);
+        assert_eq!(
+            http_disposition(p.http_rules, 403),
+            Disposition::Fatal,
+            "only the given status changes"
+        );
+        p.set_field("http_status", "500-503:fatal").unwrap();
+        assert_eq!(http_disposition(p.http_rules, 502), Disposition::Fatal);
+        p.set_field("codes.not_found", "0x80070002").unwrap();
+        assert_eq!(p.codes.not_found, Hresult(0x8007_0002));
+        p.set_field("default_cost_flags", "0x80000021").unwrap();
+        assert_eq!(p.default_cost_flags, 0x8000_0021);
+        p.set_field("cancel_session_retry_every", "5m").unwrap();
+        assert_eq!(p.cancel_session_retry_every, Some(Span::from_secs(300)));
+        p.set_field("cancel_session_retry_every", "min_retry_delay").unwrap();
+        assert_eq!(p.cancel_session_retry_every, None);
+        p.set_field("max_jobs_per_machine", "7").unwrap();
+        assert_eq!(p.limits.max_jobs_per_machine, 7);
+        for (name, bad) in [
+            ("http_status", "404"),
+            ("http_status", "404:maybe"),
+            ("http_status", "700:fatal"),
+            ("http_status", "503-500:fatal"),
+            ("codes.empty", "nope"),
+            ("default_cost_flags", "0xzz"),
+        ] {
+            let e = p.set_field(name, bad).unwrap_err();
+            assert!(e.contains(name), "{name}={bad}: {e}");
+        }
+    }
 
     #[test]
     fn issue_9_choices_are_settable() {
@@ -751,6 +924,12 @@ mod tests {
                 "on_any_not_accepted"
             } else if value.starts_with("an HRESULT or `none`") {
                 "none"
+            } else if value.starts_with("an HRESULT") {
+                "0x80200002"
+            } else if value.contains("bit mask") {
+                "0x21"
+            } else if value.contains("CODE:transient") {
+                "404:transient"
             } else {
                 "keep_last"
             };
