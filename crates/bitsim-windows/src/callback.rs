@@ -514,6 +514,21 @@ mod tests {
     }
 
     #[test]
+    fn file_transferred_ends_its_event_on_any_success_code() {
+        let policy = CallbackPolicy {
+            returns: vec![Hr::E_FAIL, Hr::S_FALSE],
+            callback2: true,
+            ..CallbackPolicy::default()
+        };
+        let r = CallbackRecorder::new(Instant::now(), policy);
+        for _ in 0..3 {
+            call(&r, DeliveryKind::FileTransferred);
+        }
+        let attempts: Vec<u32> = r.deliveries().iter().map(|d| d.attempt).collect();
+        assert_eq!(attempts, [1, 2, 1]);
+    }
+
+    #[test]
     fn returns_in_order_last_repeats_success_codes_survive() {
         let policy = CallbackPolicy {
             returns: vec![Hr::E_FAIL, Hr::S_FALSE],
@@ -523,7 +538,10 @@ mod tests {
         let got: Vec<Hr> = (0..3).map(|_| call(&r, DeliveryKind::JobTransferred)).collect();
         assert_eq!(got, [Hr::E_FAIL, Hr::S_FALSE, Hr::S_FALSE]);
         let d = r.deliveries();
-        assert_eq!(d.iter().map(|d| d.attempt).collect::<Vec<_>>(), [1, 2, 1]);
+        // S_FALSE is a success code but not S_OK: BITS calls JobTransferred
+        // again (ref: IBackgroundCopyCallback::JobTransferred), so the third
+        // call is the same event's third attempt.
+        assert_eq!(d.iter().map(|d| d.attempt).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(
             d.iter().map(|d| d.returned).collect::<Vec<_>>(),
             got.into_iter().map(Some).collect::<Vec<_>>()
