@@ -31,6 +31,8 @@ unsafe impl Sync for Agile {}
 #[derive(Default)]
 pub(crate) struct ComHost {
     callbacks: Mutex<Vec<Agile>>,
+    /// The last objects handed out, kept alive a while (see [`ComHost::retain`]).
+    retained: Mutex<std::collections::VecDeque<Agile>>,
     handle: OnceLock<Handle>,
     me: OnceLock<Weak<ComHost>>,
 }
@@ -57,6 +59,21 @@ impl ComHost {
             handle: self.handle.get()?.clone(),
             host: self.me.get()?.upgrade()?,
         })
+    }
+
+    /// Keeps one of our objects alive until RETAINED newer ones were handed
+    /// out. Under Wine a stub manager is found by the object's address, and
+    /// the client's release of an old proxy arrives asynchronously: a new object
+    /// allocated at a just-freed address could be marshalled through the old,
+    /// dying stub manager, and the client then saw an empty enumeration.
+    /// Keeping recent objects alive keeps their addresses from being reused.
+    pub(crate) fn retain(&self, object: IUnknown) {
+        const RETAINED: usize = 4096;
+        let mut kept = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() == RETAINED {
+            kept.pop_front();
+        }
+        kept.push_back(Agile(object));
     }
 
     /// Remembers a client's callback object; the model knows it by number.
@@ -88,7 +105,7 @@ impl ComHost {
                 let Ok(cb) = unknown.cast::<IBackgroundCopyCallback2>() else {
                     return raw(E_NOINTERFACE);
                 };
-                let file: IBackgroundCopyFile = File::new(&ctx, n.job, n.file.unwrap_or(0)).into();
+                let file: IBackgroundCopyFile = File::object(&ctx, n.job, n.file.unwrap_or(0));
                 // SAFETY: a live proxy, live arguments; the raw call keeps the HRESULT.
                 raw(unsafe { (cb.vtable().FileTransferred)(cb.as_raw(), job.as_raw(), file.as_raw()) })
             }

@@ -203,7 +203,9 @@ impl IBackgroundCopyManager_Impl for Manager_Impl {
             return Err(unexpected(value));
         };
         let items = jobs.into_iter().map(|j| Job::object(&self.ctx, j)).collect();
-        Ok(EnumJobs::new(items).into())
+        let e: IEnumBackgroundCopyJobs = EnumJobs::new(items).into();
+        self.ctx.host.retain(e.clone().into());
+        Ok(e)
     }
 
     fn GetErrorDescription(&self, hresult: HRESULT, _languageid: u32) -> Result<PWSTR> {
@@ -231,6 +233,7 @@ impl Job {
     /// The job as its client sees it (QueryInterface reaches Job2 … Job5).
     pub(crate) fn object(ctx: &Ctx, id: JobId) -> IBackgroundCopyJob {
         let job: IBackgroundCopyJob5 = Job { ctx: ctx.clone(), id }.into();
+        ctx.host.retain(job.clone().into());
         job.into()
     }
 }
@@ -275,8 +278,10 @@ impl IBackgroundCopyJob_Impl for Job_Impl {
     fn EnumFiles(&self) -> Result<IEnumBackgroundCopyFiles> {
         let id = self.id;
         let count = self.ctx.query(move |s| s.file_count(id))?;
-        let items = (0..count).map(|n| File::new(&self.ctx, id, n).into()).collect();
-        Ok(EnumFiles::new(items).into())
+        let items = (0..count).map(|n| File::object(&self.ctx, id, n)).collect();
+        let e: IEnumBackgroundCopyFiles = EnumFiles::new(items).into();
+        self.ctx.host.retain(e.clone().into());
+        Ok(e)
     }
 
     fn Suspend(&self) -> Result<()> {
@@ -727,6 +732,13 @@ pub(crate) struct File {
 }
 
 impl File {
+    /// The file as its client sees it.
+    pub(crate) fn object(ctx: &Ctx, job: JobId, index: usize) -> IBackgroundCopyFile {
+        let file: IBackgroundCopyFile = File::new(ctx, job, index).into();
+        ctx.host.retain(file.clone().into());
+        file
+    }
+
     pub(crate) fn new(ctx: &Ctx, job: JobId, index: usize) -> File {
         File {
             ctx: ctx.clone(),
@@ -798,7 +810,7 @@ impl IBackgroundCopyError_Impl for Error_Impl {
 
     fn GetFile(&self) -> Result<IBackgroundCopyFile> {
         match self.file {
-            Some(n) => Ok(File::new(&self.ctx, self.job, n).into()),
+            Some(n) => Ok(File::object(&self.ctx, self.job, n)),
             // ref: IBackgroundCopyError::GetFile: BG_E_FILE_NOT_AVAILABLE when the
             // error is not about a file.
             None => Err(err(Hresult(0x8020_0013))),
