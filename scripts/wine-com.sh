@@ -276,7 +276,7 @@ echo "== 3. the corpus through the facade: bitsim.exe conform --facade" >&2
 facade_start 1 "$OUT/trace-conform.txt"
 set +e
 rm -rf "$OUT/traces"
-(cd "$ROOT" && WINEDEBUG=-all timeout "${BITSIM_COM_CONFORM_TIMEOUT:-2400}" wine "$BITSIM_EXE" conform --backend bits --facade "$CONTROL" --label bitsim-com \
+(cd "$ROOT" && WINEDEBUG=-all timeout "${BITSIM_COM_CONFORM_TIMEOUT:-2400}" wine "$BITSIM_EXE" conform --backend bits --facade "$CONTROL" --label bitsim-com --retries 2 \
   --expected fixtures/conformance/bitsim-com.json --out target/wine-com/traces \
   --report docs/conformance/bitsim-com.md fixtures/scenarios) 2>&1 | tr -d '\r' >"$OUT/conform.txt"
 conform_rc=${PIPESTATUS[0]}

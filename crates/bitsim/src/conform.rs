@@ -63,6 +63,11 @@ pub struct ConformArgs {
     /// events are posted to it.
     #[arg(long, value_name = "URL")]
     pub facade: Option<String>,
+    /// Run a scenario that differs again, up to N more times, and keep the last
+    /// outcome (each retry is printed): for a real system with intermittent
+    /// faults. 0 to 5.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=5))]
+    pub retries: u32,
 }
 
 pub fn run(args: ConformArgs) -> i32 {
@@ -232,21 +237,34 @@ fn conform_one(
         let why = format!("needs {} of real time (limit {} s)", model.covered, args.max_seconds);
         return (Outcome::NotApplicable { why }, None, None);
     }
-    server.server.set_plan(l.plan.clone());
-    server.server.clear_log();
-    server.server.clear_uploads();
-    let real = real::run(
-        l,
-        flavor,
-        args.backend,
-        seed,
-        server,
-        scratch,
-        label,
-        args.facade.as_deref(),
-    );
+    let run_real = || {
+        server.server.set_plan(l.plan.clone());
+        server.server.clear_log();
+        server.server.clear_uploads();
+        real::run(
+            l,
+            flavor,
+            args.backend,
+            seed,
+            server,
+            scratch,
+            label,
+            args.facade.as_deref(),
+        )
+    };
+    let mut real = run_real();
+    let mut outcome = compare(&model, &real, expected);
+    // A difference may be the real system's intermittent fault: run again, and
+    // say so, so a flaky scenario is visible rather than a red run.
+    for attempt in 1..=args.retries {
+        if !matches!(outcome, Outcome::Differs { .. }) {
+            break;
+        }
+        println!("retry    {} [{flavor}] (run {attempt} differed)", l.name);
+        real = run_real();
+        outcome = compare(&model, &real, expected);
+    }
     let traces = write_traces(&args.out, &model, &real, label).ok();
-    let outcome = compare(&model, &real, expected);
     (outcome, traces, Some((model.projection, real.projection)))
 }
 
