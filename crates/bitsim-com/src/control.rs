@@ -22,6 +22,10 @@ use std::net::SocketAddr;
 
 /// Largest request body the endpoint reads.
 const MAX_BODY: usize = 64 * 1024;
+/// Open connections at most; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send a request head (also the keep-alive idle limit).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running control endpoint.
 pub struct Control {
@@ -59,6 +63,7 @@ impl Control {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
+                    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
                     loop {
                         let (stream, _) = tokio::select! {
                             _ = &mut stop_rx => return,
@@ -67,15 +72,23 @@ impl Control {
                                 Err(_) => continue,
                             },
                         };
+                        // Bounded: a local process holding sockets open cannot
+                        // starve the endpoint (idle ones time out, see below).
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            continue;
+                        };
                         let handle = handle.clone();
                         let quit = quit.clone();
                         tokio::spawn(async move {
+                            let _permit = permit;
                             let service = hyper::service::service_fn(move |req| {
                                 let handle = handle.clone();
                                 let quit = quit.clone();
                                 async move { Ok::<_, std::convert::Infallible>(route(req, &handle, &*quit).await) }
                             });
                             let _ = hyper::server::conn::http1::Builder::new()
+                                .timer(hyper_util::rt::TokioTimer::new())
+                                .header_read_timeout(HEADER_TIMEOUT)
                                 .serve_connection(TokioIo::new(stream), service)
                                 .await;
                         });

@@ -514,16 +514,7 @@ impl Simulator {
             }
             Effect::Notify(n) => {
                 if let Some(host) = self.external.clone() {
-                    self.delivery_index.insert(n.id, self.deliveries.len());
-                    self.deliveries.push(Delivery {
-                        at: now,
-                        job: n.job,
-                        kind: n.kind,
-                        attempt: n.attempt,
-                        returned: None,
-                        error: n.error,
-                        file: n.file,
-                    });
+                    self.record_delivery(&n, now);
                     self.outstanding.insert(n.id);
                     host.notify(n, self.completion());
                     return;
@@ -550,16 +541,7 @@ impl Simulator {
                     None => (Hresult::RPC_E_DISCONNECTED, None, false),
                 };
                 tracing::debug!(job = %n.job, kind = %n.kind, attempt = n.attempt, returns = %hr, "notification");
-                self.delivery_index.insert(n.id, self.deliveries.len());
-                self.deliveries.push(Delivery {
-                    at: now,
-                    job: n.job,
-                    kind: n.kind,
-                    attempt: n.attempt,
-                    returned: None,
-                    error: n.error,
-                    file: n.file,
-                });
+                self.record_delivery(&n, now);
                 if hold {
                     self.held.push((idx, n.id, hr));
                 } else if let Some(d) = block.filter(|d| d.0 > 0) {
@@ -639,6 +621,20 @@ impl Simulator {
                 }
             }
         }
+    }
+
+    /// Notes a delivery for `Backend::deliveries` (its return comes later).
+    fn record_delivery(&mut self, n: &bitsim_model::Notification, now: Time) {
+        self.delivery_index.insert(n.id, self.deliveries.len());
+        self.deliveries.push(Delivery {
+            at: now,
+            job: n.job,
+            kind: n.kind,
+            attempt: n.attempt,
+            returned: None,
+            error: n.error,
+            file: n.file,
+        });
     }
 
     fn returned(&mut self, id: NotificationId, hr: Hresult) {

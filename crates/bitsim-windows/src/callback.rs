@@ -325,10 +325,9 @@ impl Shared {
                 .rev()
                 .find(|d| d.kind == kind && d.job == id)
                 .map_or(1, |prev| match prev.returned {
-                    // What ended the previous event: S_OK (ref: the JobError and
-                    // JobTransferred pages: called again until S_OK); for
-                    // FileTransferred any success code (bits-spec §4.3).
-                    Some(hr) if hr == Hr::S_OK || (kind == DeliveryKind::FileTransferred && hr.is_success()) => 1,
+                    // A return the model's BITS reading accepts ended the previous
+                    // event; anything else means this call is its next attempt.
+                    Some(hr) if accepted(kind, hr) => 1,
                     _ => prev.attempt + 1,
                 });
             let returned = if st.policy.disconnected {
@@ -392,6 +391,18 @@ impl Shared {
             returned
         })
     }
+}
+
+/// Whether BITS takes `hr` as the end of a notification (no re-delivery): the
+/// model's reading (Profile `job_callback_success` / `file_callback_success`),
+/// so the recorder numbers attempts as the model does.
+fn accepted(kind: DeliveryKind, hr: Hr) -> bool {
+    let profile = bitsim_model::Profile::bits();
+    let rule = match kind {
+        DeliveryKind::FileTransferred => profile.file_callback_success,
+        _ => profile.job_callback_success,
+    };
+    rule.accepts(bitsim_model::Hresult(hr.0))
 }
 
 /// The policy's code as the `_Impl` return value. S_OK is `Ok(())`; any other

@@ -162,29 +162,22 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
     if l.scenario.users.len() > 1 {
         return Some("the facade's clients all act as one user".into());
     }
+    use bitsim_server::Fault;
+    // Every plan the scenario uses, and whether any of their rules matches.
+    let plans: Vec<&bitsim_server::Plan> = std::iter::once(&l.plan)
+        .chain(l.scenario.steps.iter().filter_map(|e| match &e.step {
+            Step::SetPlan { plan: Some(plan), .. } => Some(plan),
+            _ => None,
+        }))
+        .collect();
+    let any_rule = |pred: &dyn Fn(&bitsim_server::Rule) -> bool| plans.iter().any(|p| p.rules.iter().any(pred));
+    let fault = |pred: fn(&Fault) -> bool| any_rule(&|r| r.fault.as_ref().is_some_and(pred));
     // Transfers paced by the server (drip routes, dribble, throttle, delays)
     // take their time in real time through the facade: a 60 s drip is a
     // minute per run, and a jump cannot shorten real I/O.
-    fn paced(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::String(s) => s.contains("/drip/"),
-            serde_json::Value::Array(a) => a.iter().any(paced),
-            serde_json::Value::Object(o) => {
-                o.get("kind")
-                    .and_then(|k| k.as_str())
-                    .is_some_and(|k| matches!(k, "dribble" | "throttle" | "delay"))
-                    || o.get("delay").is_some_and(|d| !d.is_null())
-                    || o.values().any(paced)
-            }
-            _ => false,
-        }
-    }
-    let plan = serde_json::to_value(&l.plan).unwrap_or_default();
-    if paced(&plan)
-        || l.scenario
-            .steps
-            .iter()
-            .any(|e| serde_json::to_value(&e.step).is_ok_and(|v| paced(&v)))
+    if any_rule(&|r| r.delay.is_some())
+        || fault(|f| matches!(f, Fault::Dribble { .. } | Fault::Throttle { .. } | Fault::Delay { .. }))
+        || any_step_string(l, |s| s.contains("/drip/"))
     {
         return Some(
             "the server paces a transfer (drip, dribble, throttle or delay), which takes that long in real time through the facade"
@@ -193,41 +186,18 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
     }
     // Local, UNC and file:// sources live in the run's directory on the
     // simulator; the facade's engine has no run directory of its own.
-    fn local_source(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::String(s) => ["local:", "unc:", "file:"].iter().any(|p| s.starts_with(p)),
-            serde_json::Value::Array(a) => a.iter().any(local_source),
-            serde_json::Value::Object(o) => o.values().any(local_source),
-            _ => false,
-        }
-    }
-    if l.scenario
-        .steps
-        .iter()
-        .any(|e| serde_json::to_value(&e.step).is_ok_and(|v| local_source(&v)))
-    {
+    if any_step_string(l, |s| ["local:", "unc:", "file:"].iter().any(|p| s.starts_with(p))) {
         return Some(
             "local, UNC and file:// sources are files of the simulator's run directory, which the facade does not have"
                 .into(),
         );
     }
-    let stalls = |plan: &bitsim_server::Plan| {
-        plan.rules.iter().any(|r| {
-            matches!(
-                r.fault,
-                Some(
-                    bitsim_server::Fault::Stall { .. }
-                        | bitsim_server::Fault::HeadersThenStall { .. }
-                        | bitsim_server::Fault::AppStall { .. }
-                )
-            )
-        })
-    };
-    let plans = std::iter::once(&l.plan).chain(l.scenario.steps.iter().filter_map(|e| match &e.step {
-        Step::SetPlan { plan: Some(plan), .. } => Some(plan),
-        _ => None,
-    }));
-    if plans.into_iter().any(stalls) {
+    if fault(|f| {
+        matches!(
+            f,
+            Fault::Stall { .. } | Fault::HeadersThenStall { .. } | Fault::AppStall { .. }
+        )
+    }) {
         return Some(
             "a stalled connection is timed out by the wire's own 5-minute timers, which run on the wall clock in the facade (a jump cannot shorten them)"
                 .into(),
@@ -247,6 +217,22 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
         return Some(why.into());
     }
     None
+}
+
+/// Whether any string in the scenario's steps (URLs, names) satisfies `pred`.
+fn any_step_string(l: &LoadedScenario, pred: impl Fn(&str) -> bool) -> bool {
+    fn walk(v: &serde_json::Value, pred: &dyn Fn(&str) -> bool) -> bool {
+        match v {
+            serde_json::Value::String(s) => pred(s),
+            serde_json::Value::Array(a) => a.iter().any(|v| walk(v, pred)),
+            serde_json::Value::Object(o) => o.values().any(|v| walk(v, pred)),
+            _ => false,
+        }
+    }
+    l.scenario
+        .steps
+        .iter()
+        .any(|e| serde_json::to_value(&e.step).is_ok_and(|v| walk(&v, &pred)))
 }
 
 /// The real time a scenario's steps allow (waits and advances), plus slack.

@@ -811,9 +811,14 @@ impl IBackgroundCopyError_Impl for Error_Impl {
     fn GetFile(&self) -> Result<IBackgroundCopyFile> {
         match self.file {
             Some(n) => Ok(File::object(&self.ctx, self.job, n)),
-            // ref: IBackgroundCopyError::GetFile: BG_E_FILE_NOT_AVAILABLE when the
-            // error is not about a file.
-            None => Err(err(Hresult(0x8020_0013))),
+            // ref: IBackgroundCopyError::GetFile: the flavor's "file not
+            // available" code (BG_E_FILE_NOT_AVAILABLE for BITS) when the error is
+            // not about a file; the model's Profile names it.
+            None => Err(err(self
+                .ctx
+                .handle
+                .query(|s| s.profile().codes.file_not_available)
+                .map_err(|_| windows_core::Error::from(RPC_E_DISCONNECTED))?)),
         }
     }
 
@@ -828,7 +833,7 @@ impl IBackgroundCopyError_Impl for Error_Impl {
     fn GetProtocol(&self) -> Result<PWSTR> {
         let Some(n) = self.file else {
             // ref: IBackgroundCopyError::GetProtocol: BG_E_PROTOCOL_NOT_AVAILABLE.
-            return Err(err(Hresult(0x8020_0014)));
+            return Err(err(Hresult::BG_E_PROTOCOL_NOT_AVAILABLE));
         };
         let job = self.job;
         let remote = self.ctx.query(move |s| s.file_names(job, n))?.0;
