@@ -62,11 +62,11 @@ impl ComHost {
     }
 
     /// Keeps one of our objects alive until RETAINED newer ones were handed
-    /// out. Under Wine a stub manager is found by the object's address, and
-    /// the client's release of an old proxy arrives asynchronously: a new object
-    /// allocated at a just-freed address could be marshalled through the old,
-    /// dying stub manager, and the client then saw an empty enumeration.
-    /// Keeping recent objects alive keeps their addresses from being reused.
+    /// out, so a freed object's address is not reused at once. A mitigation
+    /// for a suspected cause of the open enumerator bug (docs/com-facade.md):
+    /// Wine finds stub managers by object address and the client's release of
+    /// an old proxy arrives asynchronously. It did not make the bug go away;
+    /// remove it once the real cause is found.
     pub(crate) fn retain(&self, object: IUnknown) {
         const RETAINED: usize = 4096;
         let mut kept = self.retained.lock().unwrap_or_else(|e| e.into_inner());
