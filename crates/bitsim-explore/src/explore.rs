@@ -461,7 +461,7 @@ fn seed_bytes(seed: u64, chunk: u64) -> [u8; 32] {
 
 /// Serialises and loads a scenario the way a file is loaded.
 pub fn load(scenario: &Scenario, name: &str) -> Result<LoadedScenario, String> {
-    let text = generate::to_json(scenario);
+    let text = generate::to_load_json(scenario);
     let parsed = parse_scenario(&text, name).map_err(|e| e.to_string())?;
     let plan = parsed.plan.clone().unwrap_or_default();
     Ok(LoadedScenario {

@@ -6,7 +6,8 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// Generates `cases` scenarios from a fixed seed; each must load (with the loader's
-/// cross-field checks) and serialise back to the same JSON.
+/// cross-field checks) and serialise back to the same JSON, and its compact form
+/// (what explore loads) must load to the same scenario.
 fn generate_load_round_trip(cases: u32, seed: u8) {
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]));
     let strategy = generate::scenario(30, None);
@@ -19,6 +20,14 @@ fn generate_load_round_trip(cases: u32, seed: u8) {
             generate::to_json(&loaded),
             json,
             "case {case} (seed byte {seed}) changes on the way through JSON"
+        );
+        // What explore loads per case (compact, every field written) is the same scenario.
+        let compact = bitsim_scenario::parse_scenario(&generate::to_load_json(&scenario), "generated.json")
+            .unwrap_or_else(|e| panic!("case {case} (seed byte {seed}): the compact form does not load: {e}"));
+        assert_eq!(
+            generate::to_json(&compact),
+            json,
+            "case {case} (seed byte {seed}): the compact form loads to another scenario"
         );
     }
 }

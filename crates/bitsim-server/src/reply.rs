@@ -14,7 +14,7 @@ use hyper::body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
 use crate::server::Inner;
-use crate::util::PATTERN_LEN;
+use crate::util::{Pattern, PATTERN_LEN};
 
 /// Largest slice handed to the connection at once.
 const CHUNK: u64 = 256 * 1024;
@@ -26,7 +26,7 @@ pub(crate) enum BodySrc {
     /// Bytes, sliced from `pos`.
     Bytes(Bytes),
     /// Byte `i` is `pattern[i % PATTERN_LEN]`.
-    Pattern(Bytes),
+    Pattern(Pattern),
 }
 
 /// Accounts body bytes handed to the connection in the request log.
@@ -131,12 +131,9 @@ impl ReplyBody {
                 Some(b.slice(start..end))
             }
             BodySrc::Pattern(p) => {
-                if p.is_empty() {
-                    return None;
-                }
                 let off = (pos % PATTERN_LEN as u64) as usize;
-                let n = (want as usize).min(PATTERN_LEN - off).min(p.len() - off);
-                Some(p.slice(off..off + n))
+                let n = (want as usize).min(PATTERN_LEN - off);
+                Some(p.slice(off, n)).filter(|b| !b.is_empty())
             }
         }
     }

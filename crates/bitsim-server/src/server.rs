@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::plan::{Plan, ReplySpec};
 use crate::reply::{Outcome, RawMode, Reply};
-use crate::util::{shared_pattern, Rng};
+use crate::util::{shared_pattern, Pattern, Rng};
 
 /// Buffer size of each in-memory pipe direction.
 const DUPLEX_BUF: usize = 64 * 1024;
@@ -147,13 +147,13 @@ pub(crate) struct State {
     pub(crate) uploads: BTreeMap<String, Bytes>,
     /// Upload-replies by URL path.
     pub(crate) replies: HashMap<String, StoredReply>,
-    pub(crate) patterns: HashMap<u64, Bytes>,
+    pub(crate) patterns: HashMap<u64, Pattern>,
 }
 
 pub(crate) struct Inner {
     pub(crate) seed: u64,
     pub(crate) limits: ServerLimits,
-    pub(crate) pattern: Bytes,
+    pub(crate) pattern: Pattern,
     state: Mutex<State>,
     conns: AtomicU64,
 }
@@ -176,7 +176,7 @@ impl Inner {
     }
 
     /// The pattern for a seed (the server's own, or a cached other one).
-    pub(crate) fn pattern_for(&self, seed: Option<u64>) -> Bytes {
+    pub(crate) fn pattern_for(&self, seed: Option<u64>) -> Pattern {
         match seed {
             None => self.pattern.clone(),
             Some(s) if s == self.seed => self.pattern.clone(),
@@ -336,13 +336,15 @@ impl MockServer {
         if n > 1 << 32 {
             return None;
         }
-        let pattern = self.inner.pattern.clone();
         let mut hasher = Sha256::new();
         let mut left = n;
         while left > 0 {
-            let take = left.min(pattern.len() as u64) as usize;
-            hasher.update(&pattern[..take]);
-            left -= take as u64;
+            let part = self
+                .inner
+                .pattern
+                .slice(0, left.min(crate::util::PATTERN_LEN as u64) as usize);
+            hasher.update(&part);
+            left -= part.len() as u64;
         }
         Some(hasher.finalize().into())
     }

@@ -44,28 +44,70 @@ impl Rng {
 /// does not line up with block or fragment boundaries.
 pub(crate) const PATTERN_LEN: usize = (1 << 20) + 13;
 
-/// The deterministic body pattern for a seed: byte `i` of every generated
-/// body is `pattern[i % PATTERN_LEN]`, so any range can be served by slicing.
-pub(crate) fn make_pattern(seed: u64) -> Bytes {
+/// The first `len` bytes (at most [`PATTERN_LEN`]) of the deterministic body
+/// pattern for a seed: byte `i` of every generated body is `pattern[i %
+/// PATTERN_LEN]`, so any range can be served by slicing. A shorter prefix is a
+/// prefix of the longer one.
+pub(crate) fn make_pattern_prefix(seed: u64, len: usize) -> Bytes {
+    let len = len.min(PATTERN_LEN);
     let mut rng = Rng::new(seed ^ 0xB175_1A00_0000_0000);
-    let mut v = Vec::with_capacity(PATTERN_LEN + 8);
-    while v.len() < PATTERN_LEN {
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
         v.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
-    v.truncate(PATTERN_LEN);
+    v.truncate(len);
     Bytes::from(v)
 }
 
-/// [`make_pattern`], remembered: a server is built per scenario run (bitsim explore
-/// builds thousands a second) and the 1 MB pattern depends only on the seed. Bounded:
-/// at most 32 patterns are kept.
-pub(crate) fn shared_pattern(seed: u64) -> Bytes {
-    static CACHE: std::sync::Mutex<Vec<(u64, Bytes)>> = std::sync::Mutex::new(Vec::new());
+/// The whole pattern of a seed (see [`make_pattern_prefix`]).
+pub(crate) fn make_pattern(seed: u64) -> Bytes {
+    make_pattern_prefix(seed, PATTERN_LEN)
+}
+
+/// A seed's body pattern, built only as far as it has been read: a server is built
+/// per scenario run (bitsim explore builds thousands a second, each with its own
+/// seed), most runs read a few kilobytes of it, and the whole is over 1 MB.
+#[derive(Clone)]
+pub(crate) struct Pattern(std::sync::Arc<PatternInner>);
+
+struct PatternInner {
+    seed: u64,
+    built: std::sync::Mutex<Bytes>,
+}
+
+impl Pattern {
+    /// Cheap: nothing is built until [`Pattern::slice`] asks for it.
+    pub(crate) fn new(seed: u64) -> Pattern {
+        Pattern(std::sync::Arc::new(PatternInner {
+            seed,
+            built: std::sync::Mutex::new(Bytes::new()),
+        }))
+    }
+
+    /// Bytes `[off, off + n)` of one period (`off + n <= PATTERN_LEN`; longer
+    /// windows are cut at the period's end). Grows what is built by doubling, from
+    /// 64 KiB.
+    pub(crate) fn slice(&self, off: usize, n: usize) -> Bytes {
+        let end = off.saturating_add(n).min(PATTERN_LEN);
+        let off = off.min(end);
+        let mut built = self.0.built.lock().unwrap_or_else(|e| e.into_inner());
+        if built.len() < end {
+            let len = end.next_power_of_two().clamp(64 << 10, PATTERN_LEN);
+            *built = make_pattern_prefix(self.0.seed, len);
+        }
+        built.slice(off..end)
+    }
+}
+
+/// [`Pattern::new`], remembered: the rerun of a scenario (explore's determinism
+/// check) reuses what the first run built. Bounded: at most 32 patterns are kept.
+pub(crate) fn shared_pattern(seed: u64) -> Pattern {
+    static CACHE: std::sync::Mutex<Vec<(u64, Pattern)>> = std::sync::Mutex::new(Vec::new());
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, p)) = cache.iter().find(|(s, _)| *s == seed) {
         return p.clone();
     }
-    let p = make_pattern(seed);
+    let p = Pattern::new(seed);
     if cache.len() >= 32 {
         cache.remove(0);
     }
@@ -280,6 +322,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lazily_built_pattern_serves_the_bytes_of_the_whole_one() {
+        let whole = make_pattern(42);
+        let p = Pattern::new(42);
+        // Small first, then a window that makes it grow, then one at the period's end.
+        for (off, n) in [(0, 10), (100, 70_000), (5, 3), (PATTERN_LEN - 7, 100), (0, PATTERN_LEN)] {
+            let got = p.slice(off, n);
+            let end = (off + n).min(PATTERN_LEN);
+            assert_eq!(&got[..], &whole[off..end], "window {off}+{n}");
+        }
+        assert_ne!(&Pattern::new(43).slice(0, 64)[..], &whole[..64]);
+    }
 
     #[test]
     fn dates() {

@@ -2,6 +2,11 @@
 //!
 //! Subcommands arrive with the crates that implement them; see the README.
 
+// The allocator: explore's generated runs allocate and free a lot (see docs/explore.md, Speed).
+#[cfg(not(windows))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 mod com_server;
