@@ -18,10 +18,25 @@ pub fn check(root: &Path, path: &Path) -> io::Result<()> {
     if root.as_os_str().is_empty() {
         return Ok(());
     }
+    metadata(root, path).map(|_| ())
+}
+
+/// [`check`], and what it learnt on the way: the metadata of `path` itself
+/// (`None` when it does not exist), so a caller that wants it asks the file
+/// system once, not twice.
+pub fn metadata(root: &Path, path: &Path) -> io::Result<Option<std::fs::Metadata>> {
+    if root.as_os_str().is_empty() {
+        return match std::fs::metadata(path) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
+    }
     let rel = path
         .strip_prefix(root)
         .map_err(|_| refuse(path, "is outside the run's directory"))?;
     let mut here = root.to_path_buf();
+    let mut last = None;
     for c in rel.components() {
         match c {
             Component::Normal(part) => here.push(part),
@@ -30,13 +45,17 @@ pub fn check(root: &Path, path: &Path) -> io::Result<()> {
         }
         match std::fs::symlink_metadata(&here) {
             Ok(m) if m.file_type().is_symlink() => return Err(refuse(path, "goes through a symlink")),
-            Ok(_) => {}
+            Ok(m) => last = Some(m),
             // Nothing further down exists yet: nothing to follow.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    match last {
+        Some(m) => Ok(Some(m)),
+        // `path` is `root` itself.
+        None => std::fs::metadata(root).map(Some),
+    }
 }
 
 /// Reads a local file whole, confined, only if it is a regular file of at most
@@ -69,5 +88,13 @@ mod tests {
         assert!(check(root, &root.join("link")).is_err());
         assert!(check(root, Path::new("/etc/passwd")).is_err());
         assert!(check(root, &root.join("../x")).is_err());
+        // What it learnt on the way: a file, a missing file, a refused link.
+        std::fs::write(root.join("sub/f.bin"), b"abc").unwrap();
+        assert_eq!(
+            metadata(root, &root.join("sub/f.bin")).unwrap().map(|m| m.len()),
+            Some(3)
+        );
+        assert!(metadata(root, &root.join("sub/none.bin")).unwrap().is_none());
+        assert!(metadata(root, &root.join("link/x")).is_err());
     }
 }

@@ -208,7 +208,13 @@ impl Simulator {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         if !config.root.as_os_str().is_empty() {
-            let _ = std::fs::create_dir_all(&config.root);
+            // One `mkdir` when it is there already (explore reuses its directory).
+            match std::fs::create_dir(&config.root) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::create_dir_all(&config.root);
+                }
+                _ => {}
+            }
         }
         // The request log's times then line up with the trace's.
         server.start_clock();
@@ -903,8 +909,10 @@ impl Backend for Simulator {
 
     fn file_size(&self, name: &str) -> Option<u64> {
         let path = self.root.join(name);
-        confine::check(&self.root, &path).ok()?;
-        std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len())
+        confine::metadata(&self.root, &path)
+            .ok()?
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
     }
 
     fn halted(&self) -> Option<String> {

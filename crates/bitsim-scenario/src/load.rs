@@ -448,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_are_found_escaped_and_in_large_objects() {
+        // `\u0062y` is `by`: the same key written two ways.
+        let text = r#"{"description": "x", "steps": [{"op": "advance", "by": "1s", "\u0062y": "2s"}]}"#;
+        let e = parse_scenario(text, "t.json").unwrap_err();
+        assert!(e.message.contains("duplicate key `by`"), "{e}");
+        // Past the short list: 40 distinct keys, then the first again.
+        let keys: String = (0..40).map(|k| format!("\"k{k}\": 1, ")).collect();
+        let e = crate::validate::check_duplicate_keys(&format!("{{{keys}\"k0\": 2}}"), "t.json").unwrap_err();
+        assert!(e.message.contains("duplicate key `k0`"), "{e}");
+        assert!(crate::validate::check_duplicate_keys(&format!("{{{keys}\"k40\": 2}}"), "t.json").is_ok());
+    }
+
+    #[test]
     fn syntax_error_has_position() {
         let e = parse_scenario("{\n  \"description\": \"x\",\n  \"steps\": [,]\n}", "t.json").unwrap_err();
         assert_eq!(e.line, 3);

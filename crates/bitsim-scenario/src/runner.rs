@@ -239,7 +239,14 @@ impl Runner<'_> {
     fn collect<B: Backend>(&mut self, backend: &mut B) {
         let lines = backend.take_trace();
         if !lines.is_empty() {
-            let names = self.job_names();
+            // Only jobs whose alias is not the trace's own `jN` need renaming; most
+            // runs have none, and then no line is scanned for job ids.
+            let names: BTreeMap<JobId, String> = self
+                .jobs
+                .iter()
+                .filter(|(alias, id)| !is_trace_name(alias, **id))
+                .map(|(k, v)| (*v, k.clone()))
+                .collect();
             // The run's directory differs per run: traces name local files relative to it
             // (ref: ARCHITECTURE.md "The trace": stable, byte-identical for a seed).
             let root = backend.local_path("");
@@ -252,9 +259,9 @@ impl Runner<'_> {
                 } else {
                     line
                 };
-                let line = match rename_jobs_if_needed(&line, &names) {
-                    Some(renamed) => renamed,
-                    None => line,
+                let line = match names.is_empty() {
+                    true => line,
+                    false => rename_jobs_if_needed(&line, &names).unwrap_or(line),
                 };
                 self.trace.push(line);
             }
@@ -1312,6 +1319,17 @@ fn rename_jobs(line: &str, names: &BTreeMap<JobId, String>) -> String {
 
 /// `line` with job ids (`j7`) replaced by their scenario aliases, or `None` when that
 /// changes nothing (no id, or ids whose alias is the same text).
+/// Whether `alias` is how the trace writes `id` (`j7`), so nothing needs renaming.
+fn is_trace_name(alias: &str, id: JobId) -> bool {
+    let Some(digits) = alias.strip_prefix('j') else {
+        return false;
+    };
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'))
+        && digits.parse::<u32>() == Ok(id.0)
+}
+
 fn rename_jobs_if_needed(line: &str, names: &BTreeMap<JobId, String>) -> Option<String> {
     let mut out: Option<String> = None;
     let bytes = line.as_bytes();
@@ -1397,6 +1415,15 @@ mod tests {
         let same: BTreeMap<JobId, String> = [(JobId(1), "j1".to_string())].into();
         assert_eq!(rename_jobs_if_needed("job j1 QUEUED", &same), None);
         assert_eq!(rename_jobs_if_needed("job j2 QUEUED", &names), None);
+    }
+
+    #[test]
+    fn only_aliases_that_differ_from_the_trace_name_need_renaming() {
+        assert!(is_trace_name("j1", JobId(1)));
+        assert!(is_trace_name("j12", JobId(12)));
+        for alias in ["j01", "j2", "j", "j+1", "dl", "J1", "j1x"] {
+            assert!(!is_trace_name(alias, JobId(1)), "{alias}");
+        }
     }
 
     #[test]

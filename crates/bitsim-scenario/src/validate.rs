@@ -188,11 +188,36 @@ pub(crate) fn check(s: &Scenario, text: &str, file: &str) -> Result<(), LoadErro
 /// Duplicate keys in any object are an error (serde_json keeps the last one
 /// silently, so `{"op": "advance", "by": "1s", "by": "9d"}` would hide a typo).
 pub(crate) fn check_duplicate_keys(text: &str, file: &str) -> Result<(), LoadError> {
+    use std::borrow::Cow;
     /// An open object (its keys so far and the key being read) or array (the
     /// element being read): enough to name the path of a duplicate.
-    enum Frame {
-        Object(std::collections::HashSet<String>, Option<String>),
+    enum Frame<'t> {
+        Object(Keys<'t>, Option<Cow<'t, str>>),
         Array(usize),
+    }
+    /// An object's keys: a short list (most objects have a few keys, and keys
+    /// without escapes are borrowed from the text), a set once it grows, so a
+    /// file of a million keys stays linear.
+    #[derive(Default)]
+    struct Keys<'t> {
+        few: Vec<Cow<'t, str>>,
+        many: Option<std::collections::HashSet<Cow<'t, str>>>,
+    }
+    impl<'t> Keys<'t> {
+        /// False when `key` was there already.
+        fn insert(&mut self, key: Cow<'t, str>) -> bool {
+            if let Some(many) = &mut self.many {
+                return many.insert(key);
+            }
+            if self.few.contains(&key) {
+                return false;
+            }
+            self.few.push(key);
+            if self.few.len() > 32 {
+                self.many = Some(self.few.drain(..).collect());
+            }
+            true
+        }
     }
     fn path(stack: &[Frame], key: &str) -> String {
         let mut p = String::new();
@@ -245,8 +270,12 @@ pub(crate) fn check_duplicate_keys(text: &str, file: &str) -> Result<(), LoadErr
                 }
                 if expect_key {
                     expect_key = false;
-                    let key = serde_json::from_slice::<String>(&b[start..(i + 1).min(b.len())]).unwrap_or_default();
-                    // A set per object: a file of a million keys stays linear.
+                    let end = (i + 1).min(b.len());
+                    let raw = &b[start..end];
+                    let key: Cow<str> = match text.get(start + 1..i) {
+                        Some(plain) if !raw.contains(&b'\\') && end > start + 1 => Cow::Borrowed(plain),
+                        _ => Cow::Owned(serde_json::from_slice::<String>(raw).unwrap_or_default()),
+                    };
                     let duplicate = match stack.last_mut() {
                         Some(Frame::Object(keys, current)) => {
                             *current = Some(key.clone());
