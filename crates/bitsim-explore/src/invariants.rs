@@ -3,8 +3,8 @@
 //! cites the reference it comes from.
 
 use bitsim_model::{
-    next_state, Disposition, Hresult, JobId, JobState, JobType, NotificationKind, Profile, Span, Time, TraceEvent,
-    TraceKind,
+    next_state, Disposition, Hresult, JobId, JobState, JobType, NotificationId, NotificationKind, Profile, Span, Time,
+    TraceEvent, TraceKind,
 };
 use bitsim_scenario::{Scenario, Step};
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,23 +126,22 @@ fn states_follow_the_table(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-type Delivery = (JobId, NotificationKind, u32);
-
 /// Counts each user's notifications in flight from the deliveries and returns.
 fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
-    let mut in_flight: BTreeMap<Delivery, Vec<String>> = BTreeMap::new();
+    // Call → its user; a return names the call it ends (`delivery`).
+    let mut in_flight: BTreeMap<NotificationId, String> = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for e in facts.events {
         match &e.kind {
             TraceKind::NotifySent {
                 job,
                 kind,
-                attempt,
                 user,
+                delivery,
                 ..
             } => {
-                in_flight.entry((*job, *kind, *attempt)).or_default().push(user.clone());
-                let n = in_flight.values().flatten().filter(|u| *u == user).count();
+                in_flight.insert(*delivery, user.clone());
+                let n = in_flight.values().filter(|u| *u == user).count();
                 if n > NOTIFICATIONS_PER_USER && reported.insert(user.clone()) {
                     violation(
                         out,
@@ -153,8 +152,8 @@ fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                     );
                 }
             }
-            TraceKind::NotifyReturned { job, kind, attempt, .. } => {
-                take_one(&mut in_flight, (*job, *kind, *attempt));
+            TraceKind::NotifyReturned { delivery, .. } => {
+                in_flight.remove(delivery);
             }
             // Calls under way are gone with the old service process (ref: bits-spec §4.2).
             TraceKind::Env { what } if what == "service restart" => in_flight.clear(),
@@ -163,18 +162,20 @@ fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-/// Removes one call with this key (a job that re-enters ERROR while its first JobError
-/// call is still blocked has two with the same key); `(user, how many had the key)`.
-fn take_one(in_flight: &mut BTreeMap<Delivery, Vec<String>>, key: Delivery) -> (String, usize) {
-    let Some(users) = in_flight.get_mut(&key) else {
-        return (String::new(), 0);
-    };
-    let n = users.len();
-    let user = users.remove(0);
-    if users.is_empty() {
-        in_flight.remove(&key);
+/// The flags of a `SetNotifyFlags(0xB)` call as the model traces it.
+fn set_notify_flags(call: &str) -> Option<u32> {
+    let hex = call.strip_prefix("SetNotifyFlags(0x")?.strip_suffix(')')?;
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// The BG_NOTIFY_* flag that asks for a notification kind (ref: bits-spec §4.1).
+fn kind_flag(kind: NotificationKind) -> u32 {
+    match kind {
+        NotificationKind::JobTransferred => 0x1,
+        NotificationKind::JobError => 0x2,
+        NotificationKind::JobModification => 0x8,
+        NotificationKind::FileTransferred => 0x10,
     }
-    (user, n)
 }
 
 /// JobError is "not called for transient errors": when it is delivered (by callback or
@@ -247,7 +248,8 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     let mut last_change: BTreeMap<JobId, Time> = BTreeMap::new();
     let mut last_env = Time::ZERO;
     let mut user_busy: BTreeMap<String, Time> = BTreeMap::new();
-    let mut in_flight: BTreeMap<Delivery, Vec<String>> = BTreeMap::new();
+    // Calls under way (by delivery) → their user.
+    let mut in_flight: BTreeMap<NotificationId, String> = BTreeMap::new();
     let mut state: BTreeMap<JobId, JobState> = BTreeMap::new();
     // Jobs whose callback answered RPC_E_DISCONNECTED: the pointer is dead, and what is
     // owed waits for a new registration (ref: bits-spec §4.2), a call on the job.
@@ -258,8 +260,10 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     let mut sent: BTreeMap<(JobId, NotificationKind), usize> = BTreeMap::new();
     // Where each call under way was made, and where each job last entered a state
     // that raises an event: a call made before that answers an older event.
-    let mut calls: BTreeMap<Delivery, Vec<usize>> = BTreeMap::new();
+    let mut calls: BTreeMap<NotificationId, usize> = BTreeMap::new();
     let mut entered: BTreeMap<(JobId, JobState), usize> = BTreeMap::new();
+    // The notify flags each job's latest successful SetNotifyFlags set.
+    let mut notify_flags: BTreeMap<JobId, u32> = BTreeMap::new();
     for (i, e) in facts.events.iter().enumerate() {
         match &e.kind {
             TraceKind::JobCreated { job, user, .. } => {
@@ -278,10 +282,17 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                     }
                 }
             }
-            TraceKind::Call { job: Some(job), .. } => {
+            TraceKind::Call {
+                job: Some(job),
+                call,
+                result,
+            } => {
                 last_change.insert(*job, e.at);
                 last_call.insert(*job, i);
                 disconnected.remove(job);
+                if let (Some(flags), true) = (set_notify_flags(call), result.is_success()) {
+                    notify_flags.insert(*job, flags);
+                }
                 // A call after the refusal may change what is owed (same-time events too).
                 refused.retain(|(j, _), _| j != job);
             }
@@ -302,11 +313,12 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 kind,
                 attempt,
                 user,
+                delivery,
                 ..
             } => {
-                in_flight.entry((*job, *kind, *attempt)).or_default().push(user.clone());
+                in_flight.insert(*delivery, user.clone());
                 sent.insert((*job, *kind), i);
-                calls.entry((*job, *kind, *attempt)).or_default().push(i);
+                calls.insert(*delivery, i);
                 refused.remove(&(*job, *kind));
                 if let Some(at) = accepted.get(&(*job, *kind)) {
                     violation(
@@ -344,17 +356,15 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
             TraceKind::NotifyReturned {
                 job,
                 kind,
-                attempt,
                 result,
+                delivery,
+                ..
             } => {
-                let (user, same_key) = take_one(&mut in_flight, (*job, *kind, *attempt));
-                let made_at = calls.get_mut(&(*job, *kind, *attempt)).and_then(|v| {
-                    let first = v.first().copied();
-                    if !v.is_empty() {
-                        v.remove(0);
-                    }
-                    first
-                });
+                // The return names its call: with two calls of one job, kind and
+                // attempt under way (a job that re-entered ERROR meanwhile), each
+                // answer goes to its own event.
+                let user = in_flight.remove(delivery).unwrap_or_default();
+                let made_at = calls.remove(delivery);
                 let answers_an_older_event = raising_state(*kind)
                     .and_then(|s| entered.get(&(*job, s)))
                     .is_some_and(|entered_at| made_at.is_some_and(|m| m < *entered_at));
@@ -362,14 +372,18 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                     disconnected.insert(*job);
                     refused.retain(|(j, _), _| j != job);
                 }
-                // Two calls with one key: which event this answers is not known.
-                if raising_state(*kind).is_none() || same_key > 1 || answers_an_older_event {
+                if raising_state(*kind).is_none() || answers_an_older_event {
                     continue;
                 }
                 // An event is owed only while the job is still in the state that raised
                 // it (a job cancelled meanwhile is owed nothing).
                 let changed_meanwhile = last_call.get(job) > sent.get(&(*job, *kind));
-                let still_owed = state.get(job).copied() == raising_state(*kind) && !changed_meanwhile;
+                // Flags set since the event was raised that no longer ask for it (or
+                // BG_NOTIFY_DISABLE): nothing is owed (ref: bits-spec §4.1).
+                let unwanted = notify_flags
+                    .get(job)
+                    .is_some_and(|f| f & 0x4 != 0 || f & kind_flag(*kind) == 0);
+                let still_owed = state.get(job).copied() == raising_state(*kind) && !changed_meanwhile && !unwanted;
                 if *result == Hresult::S_OK {
                     accepted.insert((*job, *kind), e.at);
                 } else if still_owed && !disconnected.contains(job) {
@@ -394,7 +408,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
         let quiet = last_change.get(&job).is_none_or(|t| *t <= at)
             && last_env <= at
             && user_busy.get(&user).is_none_or(|t| *t <= at)
-            && !in_flight.values().flatten().any(|u| *u == user);
+            && !in_flight.values().any(|u| *u == user);
         if quiet && end.0.saturating_sub(at.0) > patience.0 {
             violation(
                 out,

@@ -320,6 +320,7 @@ impl Service {
                 attempt,
                 user: user_name,
                 in_flight,
+                delivery: nid,
             });
             self.effects.push_back(Effect::Notify(Notification {
                 id: nid,
@@ -382,6 +383,7 @@ impl Service {
             kind,
             attempt,
             result: hr,
+            delivery: id,
         });
         let owner = self.job(job_id).callback_user;
         let u = &mut self.users[owner.0 as usize];

@@ -2,7 +2,7 @@
 //! no GUIDs and no wall-clock times (ARCHITECTURE.md, "The trace").
 
 use crate::classify::Disposition;
-use crate::notify::NotificationKind;
+use crate::notify::{NotificationId, NotificationKind};
 use crate::rules::Trigger;
 use crate::types::{ErrorContext, JobId, JobState, JobType, Time};
 use crate::Hresult;
@@ -73,12 +73,18 @@ pub enum TraceKind {
         attempt: u32,
         user: String,
         in_flight: usize,
+        /// Which call this is (not printed): two calls can share job, kind and
+        /// attempt — a job that re-enters ERROR while its first JobError call is
+        /// blocked starts a new event at #1 — and returns pair with calls by it.
+        delivery: NotificationId,
     },
     NotifyReturned {
         job: JobId,
         kind: NotificationKind,
         attempt: u32,
         result: Hresult,
+        /// The call returning (see `NotifySent::delivery`; not printed).
+        delivery: NotificationId,
     },
     /// A notification waits for a free slot (the per-user limit).
     NotifyWaiting {
@@ -193,6 +199,7 @@ impl fmt::Display for TraceKind {
                 attempt,
                 user,
                 in_flight,
+                ..
             } => {
                 write!(
                     f,
@@ -204,6 +211,7 @@ impl fmt::Display for TraceKind {
                 kind,
                 attempt,
                 result,
+                ..
             } => {
                 write!(f, "notify {kind} {job} #{attempt} returned {result}")
             }

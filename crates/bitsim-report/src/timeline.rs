@@ -138,7 +138,7 @@ pub fn build(observed: &Observed, end: u64) -> Timeline {
     let mut env = Vec::new();
     let mut end = end;
     // (job, kind, attempt) -> (lane, index in attempts, user)
-    let mut open: BTreeMap<(JobId, NotificationKind, u32), (usize, usize, String)> = BTreeMap::new();
+    let mut open: BTreeMap<bitsim_model::NotificationId, (usize, usize, String)> = BTreeMap::new();
     let mut open_cmd: BTreeMap<JobId, (usize, usize)> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut in_flight: BTreeMap<String, Vec<(u64, usize)>> = BTreeMap::new();
@@ -232,6 +232,7 @@ pub fn build(observed: &Observed, end: u64) -> Timeline {
                 attempt,
                 user,
                 in_flight: n,
+                delivery,
             } => {
                 let i = lane(&mut jobs, *job);
                 jobs[i].attempts.push(Attempt {
@@ -243,17 +244,13 @@ pub fn build(observed: &Observed, end: u64) -> Timeline {
                     cmdline: None,
                     exit_code: None,
                 });
-                open.insert((*job, *kind, *attempt), (i, jobs[i].attempts.len() - 1, user.clone()));
+                open.insert(*delivery, (i, jobs[i].attempts.len() - 1, user.clone()));
                 counts.insert(user.clone(), *n);
                 in_flight.entry(user.clone()).or_default().push((t, *n));
             }
-            TraceKind::NotifyReturned {
-                job,
-                kind,
-                attempt,
-                result,
-            } => {
-                if let Some((i, k, user)) = open.remove(&(*job, *kind, *attempt)) {
+            TraceKind::NotifyReturned { result, delivery, .. } => {
+                // Paired by call: two calls can share job, kind and attempt.
+                if let Some((i, k, user)) = open.remove(delivery) {
                     let a = &mut jobs[i].attempts[k];
                     a.returned_at = Some(t);
                     a.result = Some(*result);
