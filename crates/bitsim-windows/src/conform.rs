@@ -154,11 +154,11 @@ pub fn not_applicable_over_bits_api(l: &LoadedScenario, flavor: Flavor) -> Optio
 
 /// Why a scenario cannot run through bitsim's COM facade, if it says so up
 /// front: the facade scripts the environment and time, but it has one user
-/// and starts real programs for notify command lines.
+/// and starts real programs for notify command lines. The same for both
+/// flavors: the facade serves BITS (`CLSID_BackgroundCopyManager`) and DO's
+/// BITS-compatible API (`CLSID_DeliveryOptimization`), each from its own
+/// model, through the same objects.
 pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
-    if flavor != Flavor::Bits {
-        return Some("the facade serves the BITS flavor (CLSID_BackgroundCopyManager)".into());
-    }
     if l.scenario.users.len() > 1 {
         return Some("the facade's clients all act as one user".into());
     }
@@ -381,7 +381,9 @@ fn run_with(
 /// API: the BITS adapter ([`WindowsBackend`]) with DO's class, callbacks
 /// included. Where DO is not registered (REGDB_E_CLASSNOTREG: under Wine, old
 /// Windows) the scenario is not applicable, never a pass; any other connection
-/// failure is a setup failure.
+/// failure is a setup failure. With `facade` (the control endpoint of `bitsim
+/// com-server`), DO's class is the facade's and the run is in facade mode
+/// (fresh DO model, jumps, environment events: see [`WindowsBackend::with_facade`]).
 pub fn run_scenario_do_bits_with_server(
     l: &LoadedScenario,
     seed: u64,
@@ -389,9 +391,14 @@ pub fn run_scenario_do_bits_with_server(
     base_url: &str,
     scratch: &Path,
     label: &str,
+    facade: Option<&str>,
 ) -> RunReport {
     let flavor = Flavor::DeliveryOptimization;
-    if let Some(why) = not_applicable_over_bits_api(l, flavor) {
+    let why = match facade {
+        Some(_) => not_applicable_via_facade(l, flavor),
+        None => not_applicable_over_bits_api(l, flavor),
+    };
+    if let Some(why) = why {
         return report(l, flavor, seed, label, Verdict::NotApplicable(why));
     }
     install_ctrl_handler();
@@ -422,7 +429,11 @@ pub fn run_scenario_do_bits_with_server(
     };
     let control = ServerControl::InProcess(server.clone());
     drive(l, flavor, seed, scratch, "real-do-bits-", label, |root| {
-        Ok(WindowsBackend::new(label, flavor, manager, base_url, control, root))
+        let backend = WindowsBackend::new(label, flavor, manager, base_url, control, root);
+        match facade {
+            Some(url) => backend.with_facade(url, seed),
+            None => Ok(backend),
+        }
     })
 }
 

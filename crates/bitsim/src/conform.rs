@@ -57,10 +57,11 @@ pub struct ConformArgs {
     /// Cancel every job left over from earlier runs (display name `bitsim-*`) first.
     #[arg(long)]
     pub sweep: bool,
-    /// BITS is bitsim's own COM facade (`bitsim com-server`) with this control
-    /// endpoint (`http://127.0.0.1:PORT`): each scenario gets a fresh model,
-    /// waits jump the facade's clock (no --max-seconds limit), and environment
-    /// events are posted to it.
+    /// BITS (or, with --backend do-bits, DO's BITS-compatible class) is bitsim's
+    /// own COM facade (`bitsim com-server`) with this control endpoint
+    /// (`http://127.0.0.1:PORT`): each scenario gets a fresh model, waits jump
+    /// the facade's clock (no --max-seconds limit), and environment events are
+    /// posted to it.
     #[arg(long, value_name = "URL")]
     pub facade: Option<String>,
     /// Run a scenario that differs again, up to N more times, and keep the last
@@ -71,6 +72,12 @@ pub struct ConformArgs {
 }
 
 pub fn run(args: ConformArgs) -> i32 {
+    if args.facade.is_some() && args.backend == BackendKind::Do {
+        eprintln!(
+            "error: the facade serves DO's BITS-compatible API (CLSID_DeliveryOptimization), not IDODownload: use --backend do-bits"
+        );
+        return 2;
+    }
     let loaded = match load_all(&args.paths) {
         Ok(l) => l,
         Err(code) => return code,
@@ -376,6 +383,7 @@ pub(crate) mod real {
                 &server.base_url,
                 scratch,
                 label,
+                facade,
             );
         }
         bitsim_windows::conform::run_scenario_with_server(
