@@ -222,6 +222,14 @@ impl WindowsBackend {
         Ok(self)
     }
 
+    /// The service is bitsim's facade and its model for this flavor has no
+    /// command-line notification (DO, ref: bits-spec §8.1: the profile's
+    /// `supports_cmdline`): SetNotifyCmdLine is refused there, so no program
+    /// can ever start.
+    fn model_has_no_cmdline(&self) -> bool {
+        self.facade.is_some() && !self.flavor.profile().supports_cmdline
+    }
+
     /// Why the run cannot count (a step the backend could not perform), if so.
     pub fn not_applicable(&self) -> Option<&str> {
         self.not_applicable.as_deref()
@@ -654,6 +662,10 @@ impl Backend for WindowsBackend {
     }
 
     fn set_cmdline_exit_codes(&mut self, _job: JobId, _codes: &[i32]) {
+        if self.model_has_no_cmdline() {
+            // No program can start (see SetNotifyCmdLine): nothing to script.
+            return;
+        }
         // Scripted exit codes need a fake program; a real service would
         // start whatever the scenario names.
         self.mark_not_applicable(
@@ -759,7 +771,14 @@ impl Backend for WindowsBackend {
                 program,
                 parameters,
             } => {
-                if program.is_some() {
+                if program.is_some() && self.model_has_no_cmdline() {
+                    // The model refuses the call and can never start the
+                    // program, so the call is sent and its answer compared.
+                    let shown = program.as_deref().map_or(String::new(), |p| self.show(p));
+                    self.on_job(job, &format!("SetNotifyCmdLine[{shown}]"), |j| {
+                        j.set_notify_cmdline(program.as_deref(), parameters.as_deref())
+                    })
+                } else if program.is_some() {
                     // Never hand the service a program to run (see
                     // set_cmdline_exit_codes); the run is not applicable.
                     self.mark_not_applicable("SetNotifyCmdLine with a program is not sent to a real service".into());

@@ -203,13 +203,19 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
                 .into(),
         );
     }
+    // A flavor whose profile has no command-line notification (DO) refuses
+    // SetNotifyCmdLine in the facade's model, so no program can start.
+    let cmdlines = flavor.profile().supports_cmdline;
     for entry in &l.scenario.steps {
         if entry.only.is_some_and(|f| f != flavor) {
             continue;
         }
         let why = match &entry.step {
             Step::TakeOwnership { .. } => "TakeOwnership needs a second user",
-            Step::SetNotifyCmdline { program: Some(_), .. } | Step::ExpectCmdline { .. } => {
+            Step::SetNotifyCmdline { program: Some(_), .. } if cmdlines => {
+                "a notify command line would start a real program (exit codes cannot be scripted)"
+            }
+            Step::ExpectCmdline { .. } => {
                 "a notify command line would start a real program (exit codes cannot be scripted)"
             }
             _ => continue,
