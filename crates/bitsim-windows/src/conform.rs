@@ -284,6 +284,36 @@ fn connect_bits() -> Result<BitsManager, String> {
     Err(format!("connecting to BITS failed: {last}"))
 }
 
+/// How long one activation of the service's class may take before the run
+/// counts as a setup failure (BITS starting on demand takes seconds).
+const ACTIVATION_LIMIT: Duration = Duration::from_secs(60);
+
+/// `connect` on a thread of its own in this process's MTA, bounded by
+/// [`ACTIVATION_LIMIT`]. Activation happens before a run's watchdog starts;
+/// under Wine an activation of the facade's DO class was once seen never to
+/// return (one run of the DO lane in four, the conform process blocked with
+/// no request to the facade), which held the lane until its timeout. Bounded,
+/// it is a setup failure: a difference, run again with `--retries`. The
+/// blocked thread is left behind.
+fn activate<T: Send + 'static>(connect: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("bitsim-activate".into())
+        .spawn(move || {
+            // The process's MTA is kept alive by the caller's apartment; this
+            // thread joins it (an MTA proxy may be used from any of its threads).
+            let _apartment = ComApartment::init_mta();
+            let _ = tx.send(connect());
+        })
+        .map_err(|e| format!("cannot start the activation thread: {e}"))?;
+    rx.recv_timeout(ACTIVATION_LIMIT).unwrap_or_else(|_| {
+        Err(format!(
+            "activating the service's class did not return within {} s",
+            ACTIVATION_LIMIT.as_secs()
+        ))
+    })
+}
+
 /// Cancels this process's guarded jobs from another thread.
 fn cancel_everything() -> usize {
     let Ok(_apartment) = ComApartment::init_mta() else {
@@ -369,7 +399,7 @@ fn run_with(
     if flavor == Flavor::DeliveryOptimization {
         return run_do(l, seed, base_url, control, scratch, label);
     }
-    let manager = match connect_bits() {
+    let manager = match activate(connect_bits) {
         Ok(m) => m,
         Err(e) => return setup_failure(l, flavor, seed, label, e),
     };
@@ -412,7 +442,12 @@ pub fn run_scenario_do_bits_with_server(
         Ok(a) => a,
         Err(hr) => return setup_failure(l, flavor, seed, label, format!("CoInitializeEx(MTA) failed: {hr}")),
     };
-    let manager = match BitsManager::connect_delivery_optimization() {
+    let connected = activate(|| Ok(BitsManager::connect_delivery_optimization()));
+    let connected = match connected {
+        Ok(c) => c,
+        Err(e) => return setup_failure(l, flavor, seed, label, e),
+    };
+    let manager = match connected {
         Ok(m) => m,
         Err(hr) if hr == Hr::REGDB_E_CLASSNOTREG => {
             return report(
