@@ -8,7 +8,8 @@
 # OPTIONS
 #   --time-scale N   virtual seconds per wall second (default 600: a 600 s retry
 #                    delay takes about one second)
-#   --trace FILE     the facade's trace (default target/wine-com/trace.txt)
+#   --trace FILE     the facade's trace (default target/wine-com/trace.txt); the DO
+#                    service's goes next to it (FILE with .do before the extension)
 #   --plan FILE      the mock server's fault plan (default: built-in routes, no faults)
 #   --qmgr           run the client against Wine's own qmgr instead (for contrast)
 # In ARGS, {server} becomes the mock server's URL (http://127.0.0.1:PORT) and
@@ -21,7 +22,9 @@
 #  - CLSID_BackgroundCopyManager is registered with AppID -> LocalService=BITS
 #    (Wine's qmgr). Removing the AppID value and adding LocalServer32 =
 #    "bitsim.exe com-server ..." makes activation start bitsim instead; the
-#    versioned CLSIDs (1_5 ... 10_3), unregistered in Wine, get the same entry.
+#    versioned CLSIDs (1_5 ... 10_3) and CLSID_DeliveryOptimization,
+#    unregistered in Wine, get the same entry (only a fallback: activation of
+#    an unregistered CLSID reaches the running server through rpcss).
 #  - Marshalling: Wine's qmgrprxy.dll registers proxy/stubs for
 #    IBackgroundCopyManager, Job, Job2-4, File, File2, Error, the enumerators,
 #    HttpOptions and Callback/Callback2, so nothing else is registered. Job5,
@@ -41,7 +44,12 @@
 #     waits for a slot, JobTransferred arrives (each checked);
 #  3. `bitsim.exe conform --backend bits --facade` on fixtures/scenarios at
 #     --time-scale 1 with jumps: the matrix goes to docs/conformance/bitsim-com.md,
-#     and an unexpected difference fails the lane.
+#     and an unexpected difference fails the lane; then, against the same server,
+#     `conform --backend do-bits --facade` (the DO flavor through
+#     CLSID_DeliveryOptimization): docs/conformance/bitsim-com-do.md, known
+#     differences in fixtures/conformance/bitsim-com-do.json.
+# BITSIM_COM_SELFTEST_PARTS picks parts (default "1 2 3 3do"), e.g. "3do" alone
+# while working on the DO lane.
 # Output: target/wine-com/. Exit 0 iff everything asked for passed.
 set -euo pipefail
 
@@ -159,12 +167,24 @@ CLSIDS=(
   03CA98D6-FF5D-49B8-ABC6-03DD84127020 659CDEA7-489E-11D9-A9CD-000D56965251 BB6DF56B-CACE-11DC-9992-0019B93A3A84
   1ECCA34C-E88A-44E3-8D6A-8921BDE9E452 4BD3E4E1-7BD4-4A2B-9964-496400DE5193 4575438F-A6C8-4976-B0FE-2F26B80D959E
   5FD42AD5-C04E-4D36-ADC7-E08FF15737AD
+  # CLSID_DeliveryOptimization: not registered in Wine at all. Activation
+  # reaches the running server's CoRegisterClassObject through rpcss without
+  # any key (found by trying); the entry is only the fallback, as for the others.
+  5B99FA76-721C-423C-ADAC-56D03C8A8007
 )
+
+# trace_do TRACE: where the DO service's trace goes (a.txt -> a.do.txt).
+trace_do() {
+  case "$1" in
+    *.*) printf '%s.do.%s' "${1%.*}" "${1##*.}" ;;
+    *) printf '%s.do' "$1" ;;
+  esac
+}
 
 # override SCALE TRACE PORT: the stock CLSIDs activate bitsim's server.
 override() {
   local cmd
-  cmd="$(winpath "$BITSIM_EXE") com-server --time-scale $1 --trace $(winpath "$2") --control 127.0.0.1:$3"
+  cmd="$(winpath "$BITSIM_EXE") com-server --time-scale $1 --trace $(winpath "$2") --trace-do $(winpath "$(trace_do "$2")") --control 127.0.0.1:$3"
   wine reg delete "HKLM\\Software\\Classes\\CLSID\\{${CLSIDS[0]}}" /v AppID /f >/dev/null 2>&1 || true
   for c in "${CLSIDS[@]}"; do
     wine reg add "HKLM\\Software\\Classes\\CLSID\\{$c}\\LocalServer32" /ve /d "$cmd" /f >/dev/null
@@ -176,7 +196,8 @@ facade_start() {
   local port
   port="$(free_port)"
   override "$1" "$2" "$port"
-  wine "$BITSIM_EXE" com-server --time-scale "$1" --trace "$(winpath "$2")" --control "127.0.0.1:$port" \
+  wine "$BITSIM_EXE" com-server --time-scale "$1" --trace "$(winpath "$2")" --trace-do "$(winpath "$(trace_do "$2")")" \
+    --control "127.0.0.1:$port" \
     >"$WORK/facade.out" 2>"$OUT/facade.err" &
   FACADE_PID=$!
   CONTROL="$(wait_for "$WORK/facade.out" 's|^bitsim com-server ready control=\(http://[0-9.:]*\).*|\1|p' "$FACADE_PID")"
@@ -221,10 +242,15 @@ if [[ "$SELFTEST" == 0 ]]; then
 fi
 
 # ---- --selftest ----------------------------------------------------------------------
+PARTS=" ${BITSIM_COM_SELFTEST_PARTS:-1 2 3 3do} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+passed=0
+failed=0
 CLIENT="$WORK/bits_client.exe"
 "$WIN_LINKER" -municode -O2 -Wall -o "$CLIENT" "$ROOT/crates/bitsim-com/tests/clients/bits_client.c" -lole32 -luuid
 MODES=(transfer error403 error500 slots)
 
+if part 1; then
 echo "== 1. bits_client.exe against Wine's own qmgr (recorded, not checked)" >&2
 : >"$OUT/client-wine-qmgr.txt"
 for m in "${MODES[@]}"; do
@@ -235,11 +261,11 @@ cat "$OUT/client-wine-qmgr.txt" >&2
 # Wine's BITS service keeps its class registered while wineserver lives.
 wineserver -k 2>/dev/null || true
 wineserver -w 2>/dev/null || true
+fi
 
+if part 2; then
 echo "== 2. bits_client.exe and probe.exe against bitsim's facade" >&2
 facade_start 600 "$OUT/trace-clients.txt"
-passed=0
-failed=0
 : >"$OUT/client-bitsim-com.txt"
 expect() { # expect MODE LINE...: every LINE among the mode's CHECK lines
   local mode="$1"
@@ -271,9 +297,13 @@ else
   failed=$((failed + 1))
 fi
 facade_stop
+fi
 
-echo "== 3. the corpus through the facade: bitsim.exe conform --facade" >&2
+if part 3 || part 3do; then
 facade_start 1 "$OUT/trace-conform.txt"
+fi
+if part 3; then
+echo "== 3. the corpus through the facade: bitsim.exe conform --facade" >&2
 set +e
 rm -rf "$OUT/traces"
 (cd "$ROOT" && WINEDEBUG=-all timeout "${BITSIM_COM_CONFORM_TIMEOUT:-2400}" wine "$BITSIM_EXE" conform --backend bits --facade "$CONTROL" --label bitsim-com --retries 2 \
@@ -288,6 +318,30 @@ else
   echo "  FAIL  conform through the facade (exit $conform_rc; see $OUT/conform.txt)"
   failed=$((failed + 1))
 fi
+fi
+if part 3do; then
+# The DO flavor through CLSID_DeliveryOptimization on the same server: its own
+# driver, so the BITS run above left nothing behind in its model.
+echo "== 3do. the corpus's DO scenarios through the facade: conform --backend do-bits --facade" >&2
+do_start=$SECONDS
+set +e
+rm -rf "$OUT/traces-do"
+(cd "$ROOT" && WINEDEBUG=-all timeout "${BITSIM_COM_CONFORM_TIMEOUT:-2400}" wine "$BITSIM_EXE" conform --backend do-bits --facade "$CONTROL" --label bitsim-com-do --retries 2 \
+  --expected fixtures/conformance/bitsim-com-do.json --out target/wine-com/traces-do \
+  --report docs/conformance/bitsim-com-do.md fixtures/scenarios) 2>&1 | tr -d '\r' >"$OUT/conform-do.txt"
+conform_rc=${PIPESTATUS[0]}
+set -e
+tail -n 4 "$OUT/conform-do.txt"
+echo "  (the DO run took $((SECONDS - do_start)) s)"
+if [[ "$conform_rc" == 0 ]]; then
+  passed=$((passed + 1))
+else
+  echo "  FAIL  conform --backend do-bits through the facade (exit $conform_rc; see $OUT/conform-do.txt)"
+  failed=$((failed + 1))
+fi
+fi
+if part 3 || part 3do; then
 facade_stop
+fi
 echo "wine-com: $passed passed, $failed failed"
 [[ "$failed" == 0 ]]

@@ -245,3 +245,113 @@ fn control_endpoint_jumps_resets_and_rejects_bad_input() {
     drop(control);
     driver.join().unwrap();
 }
+
+/// A POST to the control endpoint: status line and body.
+fn post(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The BITS and the DO driver behind one control endpoint, as `bitsim
+/// com-server` runs them: `?flavor=` picks one, no flavor means the machine.
+#[test]
+fn control_endpoint_routes_to_the_named_service_and_env_to_both() {
+    use bitsim_com::control::{Control, Services};
+    let dir = tempfile::tempdir().unwrap();
+    let start_flavor = |flavor: Flavor, trace: &str| {
+        let mut config = DriverConfig::new(flavor);
+        config.trace = Some(dir.path().join(trace));
+        Driver::start(config, Arc::new(Host::default())).unwrap()
+    };
+    let bits = start_flavor(Flavor::Bits, "bits.txt");
+    let dosvc = start_flavor(Flavor::DeliveryOptimization, "do.txt");
+    let services = Services::bits(bits.handle()).with(Flavor::DeliveryOptimization, dosvc.handle());
+    let control = Control::start("127.0.0.1:0".parse().unwrap(), services, || {}).unwrap();
+    let addr = control.addr();
+    let now_of = |text: &str, key: &str| -> u64 {
+        let at = text.find(key).unwrap_or_else(|| panic!("{key} in {text}"));
+        let rest = &text[at + key.len()..];
+        let rest = &rest[rest.find("\"now_ms\":").unwrap() + 9..];
+        rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+            .parse()
+            .unwrap()
+    };
+
+    // A jump for DO moves DO's clock only, and answers DO's time alone.
+    let r = post(addr, "POST", "/_bitsim/jump?flavor=do", r#"{"by": "2h"}"#);
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("\"now_ms\":72"), "{r}");
+    assert!(dosvc.handle().now().unwrap().0 >= 7_200_000);
+    assert!(bits.handle().now().unwrap().0 < 7_200_000, "BITS's clock did not move");
+
+    // Status without a flavor: BITS at the top level (as before DO was
+    // served), and each service under its name.
+    let r = post(addr, "GET", "/_bitsim/status", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let body = &r[r.find("\r\n\r\n").unwrap() + 4..];
+    assert!(body.starts_with("{\"now_ms\":"), "{body}");
+    assert!(now_of(body, "\"do\":") >= 7_200_000, "{body}");
+    assert!(now_of(body, "\"bits\":") < 7_200_000, "{body}");
+    assert_eq!(now_of(body, "{"), now_of(body, "\"bits\":"), "{body}");
+    let r = post(addr, "GET", "/_bitsim/status?flavor=bits", "");
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains("\"jobs\":0") && !r.contains("\"do\""),
+        "{r}"
+    );
+
+    // A jump without a flavor moves both (the machine's time).
+    let r = post(addr, "POST", "/_bitsim/jump", r#"{"by": "1h"}"#);
+    assert!(
+        r.starts_with("HTTP/1.1 200") && !r.contains("\"do\""),
+        "the answer is BITS's time: {r}"
+    );
+    assert!(bits.handle().now().unwrap().0 >= 3_600_000);
+    assert!(dosvc.handle().now().unwrap().0 >= 10_800_000);
+
+    // A reset for BITS leaves DO's model alone.
+    assert!(post(addr, "POST", "/_bitsim/reset?flavor=bits", r#"{"seed": 3}"#).starts_with("HTTP/1.1 200"));
+    assert!(bits.handle().now().unwrap().0 < 3_600_000, "BITS starts over");
+    assert!(dosvc.handle().now().unwrap().0 >= 10_800_000, "DO keeps its model");
+
+    // Environment events: machine-wide unless a flavor is named.
+    assert!(post(addr, "POST", "/_bitsim/env", r#""network_lost""#).starts_with("HTTP/1.1 200"));
+    assert!(post(addr, "POST", "/_bitsim/env?flavor=do", r#""service_restart""#).starts_with("HTTP/1.1 200"));
+
+    // A flavor the server does not know, or does not run, is a clear 404.
+    let r = post(addr, "POST", "/_bitsim/jump?flavor=qmgr", r#"{"by": "1s"}"#);
+    assert!(r.starts_with("HTTP/1.1 404") && r.contains("not bits or do"), "{r}");
+    let only_bits = Control::start("127.0.0.1:0".parse().unwrap(), bits.handle(), || {}).unwrap();
+    let r = post(only_bits.addr(), "POST", "/_bitsim/reset?flavor=do", "{}");
+    assert!(
+        r.starts_with("HTTP/1.1 404") && r.contains("does not run the do flavor"),
+        "{r}"
+    );
+    drop(only_bits);
+
+    drop(control);
+    bits.join().unwrap();
+    dosvc.join().unwrap();
+    let bits_trace = std::fs::read_to_string(dir.path().join("bits.txt")).unwrap();
+    let do_trace = std::fs::read_to_string(dir.path().join("do.txt")).unwrap();
+    assert!(
+        bits_trace.contains("[bits]") && do_trace.contains("[do]"),
+        "{bits_trace}\n{do_trace}"
+    );
+    let envs = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains(" env "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(envs(&bits_trace).len(), 1, "network_lost only: {bits_trace}");
+    assert_eq!(envs(&do_trace).len(), 2, "network_lost and the restart: {do_trace}");
+    assert!(bits_trace.contains("## reset seed=3") && !do_trace.contains("## reset"));
+}

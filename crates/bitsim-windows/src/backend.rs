@@ -87,6 +87,12 @@ impl ServerControl {
     }
 }
 
+/// A control-endpoint path of the facade for one service
+/// (`/_bitsim/jump?flavor=do`; docs/com-facade.md).
+fn facade_path(route: &str, flavor: Flavor) -> String {
+    format!("/_bitsim/{route}?flavor={}", flavor.as_str())
+}
+
 /// `BG_AUTH_TARGET` of the model's target (same numbering as bits.h).
 fn auth_target(t: bitsim_model::AuthTarget) -> u32 {
     match t {
@@ -199,18 +205,29 @@ impl WindowsBackend {
     /// Runs against bitsim's COM facade, whose control endpoint is `control`
     /// (`http://127.0.0.1:PORT`): the facade starts a fresh model for this run
     /// (`POST /_bitsim/reset` with the run's seed), waits become jumps to the
-    /// facade's next timer, and environment events are posted to it.
+    /// facade's next timer, and environment events are posted to it. Every
+    /// request names the backend's flavor (`?flavor=bits|do`): the facade runs
+    /// one model per service, and only this one is the run's.
     pub fn with_facade(mut self, control: &str, seed: u64) -> Result<WindowsBackend, String> {
         let control = control.trim_end_matches('/').to_string();
-        let (status, text) = http_request(&control, "POST", "/_bitsim/reset", &format!("{{\"seed\":{seed}}}"))?;
+        let path = facade_path("reset", self.flavor);
+        let (status, text) = http_request(&control, "POST", &path, &format!("{{\"seed\":{seed}}}"))?;
         if status != 200 {
-            return Err(format!("POST /_bitsim/reset: {status} {}", text.trim()));
+            return Err(format!("POST {path}: {status} {}", text.trim()));
         }
         self.t0 = Instant::now();
         self.wall0 = SystemTime::now();
         self.facade = Some(Facade { control, jumped: 0 });
-        self.line("facade: fresh model (POST /_bitsim/reset)".into());
+        self.line(format!("facade: fresh model (POST {path})"));
         Ok(self)
+    }
+
+    /// The service is bitsim's facade and its model for this flavor has no
+    /// command-line notification (DO, ref: bits-spec §8.1: the profile's
+    /// `supports_cmdline`): SetNotifyCmdLine is refused there, so no program
+    /// can ever start.
+    fn model_has_no_cmdline(&self) -> bool {
+        self.facade.is_some() && !self.flavor.profile().supports_cmdline
     }
 
     /// Why the run cannot count (a step the backend could not perform), if so.
@@ -270,12 +287,13 @@ impl WindowsBackend {
             return false;
         };
         let body = format!("{{\"by\":{},\"stop_at_timer\":true}}", deadline.0.saturating_sub(now.0));
-        let reached = http_request(&f.control, "POST", "/_bitsim/jump", &body)
+        let reached = http_request(&f.control, "POST", &facade_path("jump", self.flavor), &body)
             .ok()
             .filter(|(status, _)| *status == 200)
             .and_then(|(_, text)| {
-                let n = text.split("\"now_ms\":").nth(1)?;
-                n.trim().trim_end_matches('}').trim().parse::<u64>().ok()
+                let n = text.split("\"now_ms\":").nth(1)?.trim_start();
+                let digits = n.find(|c: char| !c.is_ascii_digit()).unwrap_or(n.len());
+                n[..digits].parse::<u64>().ok()
             });
         let Some(reached) = reached else {
             return false;
@@ -644,6 +662,10 @@ impl Backend for WindowsBackend {
     }
 
     fn set_cmdline_exit_codes(&mut self, _job: JobId, _codes: &[i32]) {
+        if self.model_has_no_cmdline() {
+            // No program can start (see SetNotifyCmdLine): nothing to script.
+            return;
+        }
         // Scripted exit codes need a fake program; a real service would
         // start whatever the scenario names.
         self.mark_not_applicable(
@@ -749,7 +771,14 @@ impl Backend for WindowsBackend {
                 program,
                 parameters,
             } => {
-                if program.is_some() {
+                if program.is_some() && self.model_has_no_cmdline() {
+                    // The model refuses the call and can never start the
+                    // program, so the call is sent and its answer compared.
+                    let shown = program.as_deref().map_or(String::new(), |p| self.show(p));
+                    self.on_job(job, &format!("SetNotifyCmdLine[{shown}]"), |j| {
+                        j.set_notify_cmdline(program.as_deref(), parameters.as_deref())
+                    })
+                } else if program.is_some() {
                     // Never hand the service a program to run (see
                     // set_cmdline_exit_codes); the run is not applicable.
                     self.mark_not_applicable("SetNotifyCmdLine with a program is not sent to a real service".into());
@@ -959,9 +988,12 @@ impl Backend for WindowsBackend {
             return Err(env_not_scripted(&event, "BITS"));
         };
         let body = serde_json::to_string(&event).map_err(|e| NotApplicable(e.to_string()))?;
-        let (status, text) = http_request(&f.control, "POST", "/_bitsim/env", &body).map_err(NotApplicable)?;
+        // Named: the scenario's environment is its own service's (the other
+        // service's model is not part of the run).
+        let path = facade_path("env", self.flavor);
+        let (status, text) = http_request(&f.control, "POST", &path, &body).map_err(NotApplicable)?;
         if status != 200 {
-            return Err(NotApplicable(format!("POST /_bitsim/env: {status} {}", text.trim())));
+            return Err(NotApplicable(format!("POST {path}: {status} {}", text.trim())));
         }
         self.line(format!("facade: environment event {body}"));
         Ok(())

@@ -154,11 +154,11 @@ pub fn not_applicable_over_bits_api(l: &LoadedScenario, flavor: Flavor) -> Optio
 
 /// Why a scenario cannot run through bitsim's COM facade, if it says so up
 /// front: the facade scripts the environment and time, but it has one user
-/// and starts real programs for notify command lines.
+/// and starts real programs for notify command lines. The same for both
+/// flavors: the facade serves BITS (`CLSID_BackgroundCopyManager`) and DO's
+/// BITS-compatible API (`CLSID_DeliveryOptimization`), each from its own
+/// model, through the same objects.
 pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<String> {
-    if flavor != Flavor::Bits {
-        return Some("the facade serves the BITS flavor (CLSID_BackgroundCopyManager)".into());
-    }
     if l.scenario.users.len() > 1 {
         return Some("the facade's clients all act as one user".into());
     }
@@ -203,13 +203,19 @@ pub fn not_applicable_via_facade(l: &LoadedScenario, flavor: Flavor) -> Option<S
                 .into(),
         );
     }
+    // A flavor whose profile has no command-line notification (DO) refuses
+    // SetNotifyCmdLine in the facade's model, so no program can start.
+    let cmdlines = flavor.profile().supports_cmdline;
     for entry in &l.scenario.steps {
         if entry.only.is_some_and(|f| f != flavor) {
             continue;
         }
         let why = match &entry.step {
             Step::TakeOwnership { .. } => "TakeOwnership needs a second user",
-            Step::SetNotifyCmdline { program: Some(_), .. } | Step::ExpectCmdline { .. } => {
+            Step::SetNotifyCmdline { program: Some(_), .. } if cmdlines => {
+                "a notify command line would start a real program (exit codes cannot be scripted)"
+            }
+            Step::ExpectCmdline { .. } => {
                 "a notify command line would start a real program (exit codes cannot be scripted)"
             }
             _ => continue,
@@ -276,6 +282,36 @@ fn connect_bits() -> Result<BitsManager, String> {
         }
     }
     Err(format!("connecting to BITS failed: {last}"))
+}
+
+/// How long one activation of the service's class may take before the run
+/// counts as a setup failure (BITS starting on demand takes seconds).
+const ACTIVATION_LIMIT: Duration = Duration::from_secs(60);
+
+/// `connect` on a thread of its own in this process's MTA, bounded by
+/// [`ACTIVATION_LIMIT`]. Activation happens before a run's watchdog starts;
+/// under Wine an activation of the facade's DO class was once seen never to
+/// return (one run of the DO lane in four, the conform process blocked with
+/// no request to the facade), which held the lane until its timeout. Bounded,
+/// it is a setup failure: a difference, run again with `--retries`. The
+/// blocked thread is left behind.
+fn activate<T: Send + 'static>(connect: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("bitsim-activate".into())
+        .spawn(move || {
+            // The process's MTA is kept alive by the caller's apartment; this
+            // thread joins it (an MTA proxy may be used from any of its threads).
+            let _apartment = ComApartment::init_mta();
+            let _ = tx.send(connect());
+        })
+        .map_err(|e| format!("cannot start the activation thread: {e}"))?;
+    rx.recv_timeout(ACTIVATION_LIMIT).unwrap_or_else(|_| {
+        Err(format!(
+            "activating the service's class did not return within {} s",
+            ACTIVATION_LIMIT.as_secs()
+        ))
+    })
 }
 
 /// Cancels this process's guarded jobs from another thread.
@@ -363,7 +399,7 @@ fn run_with(
     if flavor == Flavor::DeliveryOptimization {
         return run_do(l, seed, base_url, control, scratch, label);
     }
-    let manager = match connect_bits() {
+    let manager = match activate(connect_bits) {
         Ok(m) => m,
         Err(e) => return setup_failure(l, flavor, seed, label, e),
     };
@@ -381,7 +417,9 @@ fn run_with(
 /// API: the BITS adapter ([`WindowsBackend`]) with DO's class, callbacks
 /// included. Where DO is not registered (REGDB_E_CLASSNOTREG: under Wine, old
 /// Windows) the scenario is not applicable, never a pass; any other connection
-/// failure is a setup failure.
+/// failure is a setup failure. With `facade` (the control endpoint of `bitsim
+/// com-server`), DO's class is the facade's and the run is in facade mode
+/// (fresh DO model, jumps, environment events: see [`WindowsBackend::with_facade`]).
 pub fn run_scenario_do_bits_with_server(
     l: &LoadedScenario,
     seed: u64,
@@ -389,9 +427,14 @@ pub fn run_scenario_do_bits_with_server(
     base_url: &str,
     scratch: &Path,
     label: &str,
+    facade: Option<&str>,
 ) -> RunReport {
     let flavor = Flavor::DeliveryOptimization;
-    if let Some(why) = not_applicable_over_bits_api(l, flavor) {
+    let why = match facade {
+        Some(_) => not_applicable_via_facade(l, flavor),
+        None => not_applicable_over_bits_api(l, flavor),
+    };
+    if let Some(why) = why {
         return report(l, flavor, seed, label, Verdict::NotApplicable(why));
     }
     install_ctrl_handler();
@@ -399,7 +442,12 @@ pub fn run_scenario_do_bits_with_server(
         Ok(a) => a,
         Err(hr) => return setup_failure(l, flavor, seed, label, format!("CoInitializeEx(MTA) failed: {hr}")),
     };
-    let manager = match BitsManager::connect_delivery_optimization() {
+    let connected = activate(|| Ok(BitsManager::connect_delivery_optimization()));
+    let connected = match connected {
+        Ok(c) => c,
+        Err(e) => return setup_failure(l, flavor, seed, label, e),
+    };
+    let manager = match connected {
         Ok(m) => m,
         Err(hr) if hr == Hr::REGDB_E_CLASSNOTREG => {
             return report(
@@ -422,7 +470,11 @@ pub fn run_scenario_do_bits_with_server(
     };
     let control = ServerControl::InProcess(server.clone());
     drive(l, flavor, seed, scratch, "real-do-bits-", label, |root| {
-        Ok(WindowsBackend::new(label, flavor, manager, base_url, control, root))
+        let backend = WindowsBackend::new(label, flavor, manager, base_url, control, root);
+        match facade {
+            Some(url) => backend.with_facade(url, seed),
+            None => Ok(backend),
+        }
     })
 }
 

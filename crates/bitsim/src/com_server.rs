@@ -16,6 +16,13 @@ pub struct ComServerArgs {
     /// traces, for snapshot review and `bitsim diff`).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Write the Delivery Optimization service's trace here (its own model,
+    /// behind CLSID_DeliveryOptimization; same format as --trace).
+    #[arg(long, value_name = "FILE")]
+    trace_do: Option<PathBuf>,
+    /// Do not serve CLSID_DeliveryOptimization (BITS's classes only).
+    #[arg(long)]
+    no_do: bool,
     /// The control endpoint (environment events, jump ahead, quit): loopback
     /// only; port 0 picks a free port, printed on the ready line.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -27,7 +34,8 @@ pub struct ComServerArgs {
     /// Seed of the model's random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Set a Profile field (see `bitsim flavors`), e.g. cmdline_fallback=...
+    /// Set a Profile field (see `bitsim flavors`), e.g. cmdline_fallback=...;
+    /// applies to both services' profiles (BITS's and DO's).
     #[arg(long = "profile-field", value_name = "NAME=VALUE")]
     profile_field: Vec<String>,
     /// Windows: while the server runs, the current user's BITS activations
@@ -58,14 +66,25 @@ pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
     use anyhow::anyhow;
     let overrides =
         bitsim_explore::Overrides::parse(&args.profile_field).map_err(|e| anyhow!("--profile-field: {e}"))?;
-    let mut driver = bitsim_com::driver::DriverConfig::new(bitsim_model::Flavor::Bits);
-    driver.profile = overrides.profile(bitsim_model::Flavor::Bits);
-    driver.time_scale = args.time_scale;
-    driver.trace = args.trace;
-    driver.route_all_to = args.route_all_to;
-    driver.seed = args.seed;
-    driver.user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
-    let clsids = bitsim_com::bits_clsids();
+    // One driver per service: BITS, and DO (a separate service on Windows:
+    // its own jobs, clock and notification slots), each with its flavor's
+    // profile and the same overrides.
+    let config = |flavor: bitsim_model::Flavor, trace: Option<PathBuf>| {
+        let mut driver = bitsim_com::driver::DriverConfig::new(flavor);
+        driver.profile = overrides.profile(flavor);
+        driver.time_scale = args.time_scale;
+        driver.trace = trace;
+        driver.route_all_to = args.route_all_to;
+        driver.seed = args.seed;
+        driver.user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+        driver
+    };
+    let driver = config(bitsim_model::Flavor::Bits, args.trace.clone());
+    let delivery_optimization =
+        (!args.no_do).then(|| config(bitsim_model::Flavor::DeliveryOptimization, args.trace_do.clone()));
+    // Removal covers DO's entries whatever --no-do says (an override written
+    // by a server that served DO).
+    let clsids = bitsim_com::override_map(true);
     if args.uninstall {
         let n = bitsim_com::install::uninstall(&clsids);
         println!("removed {n} registry key(s) of the per-user override");
@@ -93,6 +112,7 @@ pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
     };
     bitsim_com::run_server(bitsim_com::ServerOptions {
         driver,
+        delivery_optimization,
         control: args.control,
         install,
     })
@@ -101,7 +121,7 @@ pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
 
 #[cfg(not(windows))]
 pub fn run(args: ComServerArgs) -> anyhow::Result<()> {
-    let _ = (args.install, args.uninstall, args.activated);
+    let _ = (args.install, args.uninstall, args.activated, args.no_do, args.trace_do);
     anyhow::bail!(
         "com-server registers COM classes: it runs on Windows or under Wine (scripts/wine-com.sh builds bitsim.exe and runs it there)"
     )

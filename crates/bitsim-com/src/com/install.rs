@@ -1,7 +1,8 @@
 //! The per-user override on Windows: HKCU `TreatAs` from every BITS manager
-//! CLSID to bitsim's own class, whose `LocalServer32` is `bitsim.exe
-//! com-server`. Other users, services and elevated processes read HKLM and
-//! keep the real BITS. Nothing under HKLM is touched.
+//! CLSID to bitsim's own class, and from `CLSID_DeliveryOptimization` to
+//! bitsim's DO class, whose `LocalServer32` is `bitsim.exe com-server`. Other
+//! users, services and elevated processes read HKLM and keep the real BITS
+//! and DO. Nothing under HKLM is touched.
 //!
 //! Lifetime: `bitsim com-server --install` writes the keys and records the
 //! server's process id; the server removes them when it exits
@@ -19,8 +20,10 @@ use windows::Win32::System::Registry::{
 };
 use windows_core::{GUID, HSTRING, PCWSTR};
 
-/// bitsim's own class: the target of the `TreatAs` entries.
+/// bitsim's own class: the target of the BITS CLSIDs' `TreatAs` entries.
 pub const BITSIM_CLSID: GUID = GUID::from_u128(0xb1751dc0_0000_4b17_8000_0000000000c0);
+/// bitsim's DO class: the target of `CLSID_DeliveryOptimization`'s `TreatAs`.
+pub const BITSIM_DO_CLSID: GUID = GUID::from_u128(0xb1751dc0_0000_4b17_8000_0000000000c1);
 
 const MARKER_KEY: &str = r"Software\bitsim\ComFacade";
 
@@ -67,17 +70,22 @@ fn get(subkey: &str, value: &str) -> Option<String> {
     (rc == ERROR_SUCCESS).then(|| String::from_utf16_lossy(&buf[..(len as usize / 2).saturating_sub(1)]))
 }
 
-/// Points every BITS manager CLSID at `command` (the server's own command
-/// line) for the current user, and records `pid` as the owner.
-pub fn install(clsids: &[GUID], command: &str, pid: u32) -> Result<(), String> {
-    let ours = clsid_key(&BITSIM_CLSID);
-    set(&ours, None, "bitsim COM facade (BITS behind bitsim-model)")?;
-    set(&format!(r"{ours}\LocalServer32"), None, command)?;
-    for clsid in clsids {
+/// Points each `(clsid, ours)` of `map` at bitsim's class `ours`, whose
+/// server is `command` (the server's own command line), for the current
+/// user, and records `pid` as the owner.
+pub fn install(map: &[(GUID, GUID)], command: &str, pid: u32) -> Result<(), String> {
+    let mut targets: Vec<GUID> = map.iter().map(|(_, t)| *t).collect();
+    targets.dedup();
+    for target in &targets {
+        let ours = clsid_key(target);
+        set(&ours, None, "bitsim COM facade (BITS / DO behind bitsim-model)")?;
+        set(&format!(r"{ours}\LocalServer32"), None, command)?;
+    }
+    for (clsid, target) in map {
         set(
             &format!(r"{}\TreatAs", clsid_key(clsid)),
             None,
-            &format!("{{{BITSIM_CLSID:?}}}"),
+            &format!("{{{target:?}}}"),
         )?;
     }
     set(MARKER_KEY, Some("Pid"), &pid.to_string())
@@ -85,20 +93,22 @@ pub fn install(clsids: &[GUID], command: &str, pid: u32) -> Result<(), String> {
 
 /// Removes the override (whatever process installed it). Returns how many
 /// keys were removed.
-pub fn uninstall(clsids: &[GUID]) -> usize {
+pub fn uninstall(map: &[(GUID, GUID)]) -> usize {
     let mut removed = 0;
     let delete = |key: &str| {
         // SAFETY: plain registry calls on HKCU with NUL-terminated names.
         unsafe { RegDeleteKeyW(HKEY_CURRENT_USER, &HSTRING::from(key)) == ERROR_SUCCESS }
     };
-    for clsid in clsids {
+    for (clsid, _) in map {
         removed += usize::from(delete(&format!(r"{}\TreatAs", clsid_key(clsid))));
         // The CLSID key itself only if nothing else is in it (fails otherwise).
         delete(&clsid_key(clsid));
     }
-    let ours = clsid_key(&BITSIM_CLSID);
-    removed += usize::from(delete(&format!(r"{ours}\LocalServer32")));
-    removed += usize::from(delete(&ours));
+    for ours in [BITSIM_CLSID, BITSIM_DO_CLSID] {
+        let ours = clsid_key(&ours);
+        removed += usize::from(delete(&format!(r"{ours}\LocalServer32")));
+        removed += usize::from(delete(&ours));
+    }
     // SAFETY: as above.
     unsafe {
         let _ = RegDeleteKeyValueW(HKEY_CURRENT_USER, &HSTRING::from(MARKER_KEY), &HSTRING::from("Pid"));
