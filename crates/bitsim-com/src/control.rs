@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 /// Largest request body the endpoint reads.
 const MAX_BODY: usize = 64 * 1024;
 /// Open connections at most; more are closed at once.
-const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 /// Time a client has to send a request head (also the keep-alive idle limit).
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 

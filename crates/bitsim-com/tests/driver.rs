@@ -246,6 +246,41 @@ fn control_endpoint_jumps_resets_and_rejects_bad_input() {
     driver.join().unwrap();
 }
 
+/// A local process holding connections open cannot starve the endpoint: past
+/// `MAX_CONNECTIONS`, a connection is closed at once, and once the idle ones go a
+/// request is answered again.
+#[test]
+fn control_endpoint_caps_its_connections() {
+    use bitsim_com::control::{Control, MAX_CONNECTIONS};
+    use std::io::Read;
+    let driver = start(Arc::new(Host::default()), 1, None);
+    let control = Control::start("127.0.0.1:0".parse().unwrap(), driver.handle(), || {}).unwrap();
+    let idle: Vec<_> = (0..MAX_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(control.addr()).unwrap())
+        .collect();
+    let mut over = std::net::TcpStream::connect(control.addr()).unwrap();
+    over.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    match over.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("connection {} past the cap was not closed: {other:?}", MAX_CONNECTIONS + 1),
+    }
+    drop(idle);
+    // The freed slots are seen as the idle connections' ends are read.
+    let mut answered = String::new();
+    for _ in 0..50 {
+        answered = post(control.addr(), "GET", "/_bitsim/status", "");
+        if answered.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    drop(control);
+    driver.join().unwrap();
+}
+
 /// A POST to the control endpoint: status line and body.
 fn post(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> String {
     use std::io::{Read, Write};
