@@ -264,7 +264,10 @@ fn control_endpoint_caps_its_connections() {
     match over.read(&mut buf) {
         Ok(0) => {}
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("connection {} past the cap was not closed: {other:?}", MAX_CONNECTIONS + 1),
+        other => panic!(
+            "connection {} past the cap was not closed: {other:?}",
+            MAX_CONNECTIONS + 1
+        ),
     }
     drop(idle);
     // The freed slots are seen as the idle connections' ends are read.

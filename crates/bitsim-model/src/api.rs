@@ -953,6 +953,35 @@ fn is_absolute_path(p: &str) -> bool {
         || p.starts_with('/')
 }
 
+/// The job type a client passed to CreateJob, as a raw `BG_JOB_TYPE` value. A value
+/// outside the enumeration is E_INVALIDARG: CreateJob's page documents E_INVALIDARG
+/// for its invalid arguments (a display name too long) and nothing for the type
+/// (decision, docs/decisions.md "COM facade").
+pub fn job_type_from_windows(value: u32) -> Result<JobType, Hresult> {
+    JobType::from_value(value).ok_or(Hresult::E_INVALIDARG)
+}
+
+/// Whose jobs `EnumJobs(dwFlags)` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnumScope {
+    /// 0: the caller's own jobs.
+    CurrentUser,
+    /// `BG_JOB_ENUM_ALL_USERS` (1): every user's (needs administrator rights).
+    AllUsers,
+}
+
+/// `EnumJobs`' flags: 0 or `BG_JOB_ENUM_ALL_USERS` (ref: IBackgroundCopyManager::EnumJobs,
+/// dwFlags). Any other value is E_INVALIDARG: the page names no code for it
+/// (decision, docs/decisions.md "COM facade").
+pub fn enum_jobs_scope(flags: u32) -> Result<EnumScope, Hresult> {
+    const BG_JOB_ENUM_ALL_USERS: u32 = 0x1;
+    match flags {
+        0 => Ok(EnumScope::CurrentUser),
+        BG_JOB_ENUM_ALL_USERS => Ok(EnumScope::AllUsers),
+        _ => Err(Hresult::E_INVALIDARG),
+    }
+}
+
 /// One API call, for runners that drive the model generically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "call")]
@@ -1153,4 +1182,18 @@ pub enum ApiValue {
     CmdLine(Option<(String, String)>),
     /// GetOwner: the owning user.
     User(UserId),
+}
+
+#[cfg(test)]
+mod windows_argument_tests {
+    use super::*;
+
+    #[test]
+    fn job_types_and_enum_flags_outside_their_enumerations_are_invalid_arguments() {
+        assert_eq!(job_type_from_windows(2), Ok(JobType::UploadReply));
+        assert_eq!(job_type_from_windows(3), Err(Hresult::E_INVALIDARG));
+        assert_eq!(enum_jobs_scope(0), Ok(EnumScope::CurrentUser));
+        assert_eq!(enum_jobs_scope(1), Ok(EnumScope::AllUsers));
+        assert_eq!(enum_jobs_scope(2), Err(Hresult::E_INVALIDARG));
+    }
 }

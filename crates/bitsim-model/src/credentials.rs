@@ -31,6 +31,35 @@ pub enum AuthScheme {
     Passport,
 }
 
+impl AuthTarget {
+    /// From a raw `BG_AUTH_TARGET` (SERVER = 1, PROXY = 2); any other value is
+    /// BG_E_INVALID_AUTH_TARGET (ref: IBackgroundCopyJob2::SetCredentials, return
+    /// values: "Unrecognized target enumeration value").
+    pub fn from_windows(value: u32) -> Result<AuthTarget, Hresult> {
+        match value {
+            1 => Ok(AuthTarget::Server),
+            2 => Ok(AuthTarget::Proxy),
+            _ => Err(Hresult::BG_E_INVALID_AUTH_TARGET),
+        }
+    }
+}
+
+impl AuthScheme {
+    /// From a raw `BG_AUTH_SCHEME` (BASIC = 1 … PASSPORT = 5); any other value is
+    /// BG_E_INVALID_AUTH_SCHEME (ref: IBackgroundCopyJob2::SetCredentials, return
+    /// values: "Unrecognized scheme enumeration value").
+    pub fn from_windows(value: u32) -> Result<AuthScheme, Hresult> {
+        match value {
+            1 => Ok(AuthScheme::Basic),
+            2 => Ok(AuthScheme::Digest),
+            3 => Ok(AuthScheme::Ntlm),
+            4 => Ok(AuthScheme::Negotiate),
+            5 => Ok(AuthScheme::Passport),
+            _ => Err(Hresult::BG_E_INVALID_AUTH_SCHEME),
+        }
+    }
+}
+
 /// One `BG_AUTH_CREDENTIALS`; `None` user and password with NTLM / Negotiate are the
 /// implicit credentials (the logged-on user's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,5 +161,18 @@ impl Service {
             creds.extend(implicit);
         }
         creds
+    }
+}
+
+#[cfg(test)]
+mod windows_value_tests {
+    use super::*;
+
+    #[test]
+    fn unrecognized_targets_and_schemes_have_their_own_codes() {
+        assert_eq!(AuthTarget::from_windows(2), Ok(AuthTarget::Proxy));
+        assert_eq!(AuthTarget::from_windows(0), Err(Hresult::BG_E_INVALID_AUTH_TARGET));
+        assert_eq!(AuthScheme::from_windows(4), Ok(AuthScheme::Negotiate));
+        assert_eq!(AuthScheme::from_windows(6), Err(Hresult::BG_E_INVALID_AUTH_SCHEME));
     }
 }

@@ -68,7 +68,7 @@ mod trace;
 mod types;
 mod upload_cancel;
 
-pub use api::{ApiCall, ApiReply, ApiResult, ApiValue};
+pub use api::{enum_jobs_scope, job_type_from_windows, ApiCall, ApiReply, ApiResult, ApiValue, EnumScope};
 pub use classify::{
     classify, http_disposition, report_context, Classified, ContextPolicy, Disposition, HttpRule, NetworkFailure,
     NoProgressError, ProtocolFailure, RequestPhase, SourceFailure, TransferFailure, BITS_HTTP_RULES, DO_HTTP_RULES,

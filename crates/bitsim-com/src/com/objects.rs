@@ -10,10 +10,10 @@ use super::host::ComHost;
 use super::strings::{co_string, from_pcwstr};
 use crate::driver::Handle;
 use bitsim_model::{
-    ApiCall, ApiReply, ApiValue, AuthScheme, AuthTarget, Credential, ErrorContext, Hresult, JobId, JobType, Time,
+    ApiCall, ApiReply, ApiValue, AuthScheme, AuthTarget, Credential, ErrorContext, Hresult, JobId, Time,
 };
 use std::sync::{Arc, Mutex};
-use windows::Win32::Foundation::{E_INVALIDARG, E_NOTIMPL, E_POINTER, FILETIME, RPC_E_DISCONNECTED, S_FALSE};
+use windows::Win32::Foundation::{E_NOTIMPL, E_POINTER, FILETIME, RPC_E_DISCONNECTED, S_FALSE};
 use windows::Win32::Networking::BackgroundIntelligentTransferService::*;
 use windows::Win32::System::Com::CoTaskMemAlloc;
 use windows_core::{implement, IUnknown, Ref, BOOL, GUID, HRESULT, PCWSTR, PWSTR};
@@ -133,10 +133,6 @@ fn filetime(epoch: std::time::SystemTime, t: Time) -> FILETIME {
     }
 }
 
-fn job_type(t: BG_JOB_TYPE) -> Option<JobType> {
-    JobType::from_value(t.0 as u32)
-}
-
 // ----- IBackgroundCopyManager -----------------------------------------------------
 
 #[implement(IBackgroundCopyManager)]
@@ -155,9 +151,8 @@ impl IBackgroundCopyManager_Impl for Manager_Impl {
         if pjobid.is_null() || ppjob.is_null() {
             return Err(E_POINTER.into());
         }
-        // A type outside BG_JOB_TYPE is not a job type at all: the IDL's enum
-        // cannot carry it to the model.
-        let job_type = job_type(r#type).ok_or(windows_core::Error::from(E_INVALIDARG))?;
+        // The model says what a value outside BG_JOB_TYPE is.
+        let job_type = bitsim_model::job_type_from_windows(r#type.0 as u32).map_err(err)?;
         let value = self.ctx.value(ApiCall::CreateJob {
             user: self.ctx.handle.user(),
             display_name: from_pcwstr(displayname).unwrap_or_default(),
@@ -188,10 +183,7 @@ impl IBackgroundCopyManager_Impl for Manager_Impl {
     }
 
     fn EnumJobs(&self, dwflags: u32) -> Result<IEnumBackgroundCopyJobs> {
-        if dwflags & !BG_JOB_ENUM_ALL_USERS != 0 {
-            return Err(E_INVALIDARG.into());
-        }
-        if dwflags & BG_JOB_ENUM_ALL_USERS != 0 {
+        if bitsim_model::enum_jobs_scope(dwflags).map_err(err)? == bitsim_model::EnumScope::AllUsers {
             return self
                 .ctx
                 .not_modelled("IBackgroundCopyManager::EnumJobs(BG_JOB_ENUM_ALL_USERS)");
@@ -600,9 +592,8 @@ impl IBackgroundCopyJob2_Impl for Job_Impl {
         }
         // SAFETY: checked non-null; marshalled by the stub.
         let c = unsafe { &*credentials };
-        let (Some(target), Some(scheme)) = (auth_target(c.Target), auth_scheme(c.Scheme)) else {
-            return Err(E_INVALIDARG.into());
-        };
+        let target = AuthTarget::from_windows(c.Target.0 as u32).map_err(err)?;
+        let scheme = AuthScheme::from_windows(c.Scheme.0 as u32).map_err(err)?;
         // SAFETY: every BG_AUTH_CREDENTIALS_UNION member is a BG_BASIC_CREDENTIALS.
         let basic = unsafe { c.Credentials.Basic };
         self.ctx.unit(ApiCall::SetCredentials {
@@ -617,33 +608,13 @@ impl IBackgroundCopyJob2_Impl for Job_Impl {
     }
 
     fn RemoveCredentials(&self, target: BG_AUTH_TARGET, scheme: BG_AUTH_SCHEME) -> Result<()> {
-        let (Some(target), Some(scheme)) = (auth_target(target), auth_scheme(scheme)) else {
-            return Err(E_INVALIDARG.into());
-        };
+        let target = AuthTarget::from_windows(target.0 as u32).map_err(err)?;
+        let scheme = AuthScheme::from_windows(scheme.0 as u32).map_err(err)?;
         self.ctx.unit(ApiCall::RemoveCredentials {
             job: self.id,
             target,
             scheme,
         })
-    }
-}
-
-fn auth_target(t: BG_AUTH_TARGET) -> Option<AuthTarget> {
-    match t {
-        BG_AUTH_TARGET_SERVER => Some(AuthTarget::Server),
-        BG_AUTH_TARGET_PROXY => Some(AuthTarget::Proxy),
-        _ => None,
-    }
-}
-
-fn auth_scheme(s: BG_AUTH_SCHEME) -> Option<AuthScheme> {
-    match s {
-        BG_AUTH_SCHEME_BASIC => Some(AuthScheme::Basic),
-        BG_AUTH_SCHEME_DIGEST => Some(AuthScheme::Digest),
-        BG_AUTH_SCHEME_NTLM => Some(AuthScheme::Ntlm),
-        BG_AUTH_SCHEME_NEGOTIATE => Some(AuthScheme::Negotiate),
-        BG_AUTH_SCHEME_PASSPORT => Some(AuthScheme::Passport),
-        _ => None,
     }
 }
 
