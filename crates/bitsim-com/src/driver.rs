@@ -313,6 +313,8 @@ impl Drop for Driver {
 /// A fresh simulator for the driver, and its one user.
 fn simulator(config: &DriverConfig, host: &Arc<dyn ExternalHost>, seed: u64) -> (Simulator, UserId) {
     let mut sim_config = SimConfig::new(config.profile.flavor, seed, Default::default(), PathBuf::new());
+    // The client names its own local paths, as with real BITS.
+    sim_config.files = bitsim_engine::LocalFiles::Anywhere;
     sim_config.profile = config.profile.clone();
     sim_config.time_scale = config.time_scale.max(1);
     sim_config.host = Some(host.clone());

@@ -22,6 +22,7 @@ use bitsim_model::{
 use bitsim_scenario::{Backend, CallbackPolicy, CommandRun, Delivery, NotApplicable};
 use bitsim_server::{MockServer, Plan, RequestLogEntry};
 use bytes::Bytes;
+pub use confine::LocalFiles;
 pub use rundir::{remove_live_run_dirs, RunDir};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,10 +41,10 @@ pub struct SimConfig {
     pub profile: Profile,
     pub seed: u64,
     pub plan: Plan,
-    /// The run's directory: local files, temporaries and replies live here, and
-    /// no file outside it is touched. Empty: no confinement (the COM facade,
-    /// whose client names its own local paths).
-    pub root: PathBuf,
+    /// Where local files, temporaries and replies may be: the run's directory
+    /// (`SimConfig::new`), or, said explicitly, anywhere (the COM facade, whose
+    /// client names its own local paths).
+    pub files: LocalFiles,
     /// `None`: an in-memory mock server with `plan` (deterministic lane).
     pub tcp: Option<std::net::SocketAddr>,
     /// Use this mock server (e.g. the one serving `tcp`) instead of a new one with
@@ -123,7 +124,7 @@ impl SimConfig {
             profile: flavor.profile(),
             seed,
             plan,
-            root,
+            files: LocalFiles::Confined(root),
             tcp: None,
             server: None,
             max_connections: 256,
@@ -151,7 +152,7 @@ pub struct Simulator {
     connector: Connector,
     connections: std::sync::Arc<tokio::sync::Semaphore>,
     host: String,
-    root: PathBuf,
+    files: LocalFiles,
     start: Instant,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
@@ -207,11 +208,11 @@ impl Simulator {
             (None, None) => (Connector::InMemory(server.clone()), SIM_HOST.to_string()),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        if !config.root.as_os_str().is_empty() {
+        if let LocalFiles::Confined(root) = &config.files {
             // One `mkdir` when it is there already (explore reuses its directory).
-            match std::fs::create_dir(&config.root) {
+            match std::fs::create_dir(root) {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    let _ = std::fs::create_dir_all(&config.root);
+                    let _ = std::fs::create_dir_all(root);
                 }
                 _ => {}
             }
@@ -224,7 +225,7 @@ impl Simulator {
             connector,
             connections: std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
             host,
-            root: config.root,
+            files: config.files,
             start: Instant::now(),
             tx,
             rx,
@@ -297,7 +298,7 @@ impl Simulator {
 
     /// Whether `path` may be touched; a refusal is written to the trace.
     fn confined(&mut self, path: &Path) -> bool {
-        match confine::check(&self.root, path) {
+        match self.files.check(path) {
             Ok(()) => true,
             Err(e) => {
                 self.line(format!("refused local path: {e}"));
@@ -492,7 +493,7 @@ impl Simulator {
                     TransferWhat::Reply => PathBuf::new(),
                 };
                 let task = Task {
-                    root: self.root.clone(),
+                    files: self.files.clone(),
                     connector: self.connector.clone(),
                     connections: self.connections.clone(),
                     tx: self.tx.clone(),
@@ -596,7 +597,7 @@ impl Simulator {
                 }
                 if let Some(path) = reply {
                     let path = if path.is_empty() {
-                        self.root.join(format!("reply-{job}.bin"))
+                        self.files.dir().join(format!("reply-{job}.bin"))
                     } else {
                         PathBuf::from(path)
                     };
@@ -815,11 +816,11 @@ impl Backend for Simulator {
         // Non-HTTP sources in the run's directory: `local:NAME` (a plain path),
         // `file:NAME` (a file:// URL), `unc:NAME` (\\bitsim.test\run\NAME).
         if let Some(name) = path.strip_prefix("local:") {
-            self.root.join(name).to_string_lossy().into_owned()
+            self.files.dir().join(name).to_string_lossy().into_owned()
         } else if let Some(name) = path.strip_prefix("unc:") {
             format!("{}{}", transfer::UNC_PREFIX, name.replace('/', "\\"))
         } else if let Some(name) = path.strip_prefix("file:").filter(|n| !n.starts_with("//")) {
-            format!("file://{}", self.root.join(name).to_string_lossy())
+            format!("file://{}", self.files.dir().join(name).to_string_lossy())
         } else if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("file:") {
             path.to_string()
         } else {
@@ -828,7 +829,7 @@ impl Backend for Simulator {
     }
 
     fn local_path(&self, name: &str) -> String {
-        self.root.join(name).to_string_lossy().into_owned()
+        self.files.dir().join(name).to_string_lossy().into_owned()
     }
 
     async fn call(&mut self, call: ApiCall) -> ApiReply {
@@ -891,8 +892,8 @@ impl Backend for Simulator {
                 "write_file: at most 256 MiB",
             ));
         }
-        let path = self.root.join(name);
-        confine::check(&self.root, &path)?;
+        let path = self.files.dir().join(name);
+        self.files.check(&path)?;
         // Written in chunks: memory stays small whatever the size.
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
         let mut chunk = Vec::with_capacity(64 * 1024);
@@ -908,8 +909,9 @@ impl Backend for Simulator {
     }
 
     fn file_size(&self, name: &str) -> Option<u64> {
-        let path = self.root.join(name);
-        confine::metadata(&self.root, &path)
+        let path = self.files.dir().join(name);
+        self.files
+            .metadata(&path)
             .ok()?
             .filter(|m| m.is_file())
             .map(|m| m.len())
@@ -942,7 +944,7 @@ impl Backend for Simulator {
     }
 
     fn list_files(&self) -> Option<Vec<String>> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+        let mut names: Vec<String> = std::fs::read_dir(self.files.dir())
             .ok()?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())

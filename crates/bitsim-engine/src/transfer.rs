@@ -49,7 +49,7 @@ pub(crate) struct Task {
     /// Download: the temporary file.
     pub temp: PathBuf,
     /// The run's directory: every local file must stay inside it.
-    pub root: PathBuf,
+    pub files: crate::confine::LocalFiles,
     pub last_modified: Option<String>,
     pub session: Option<String>,
     pub reply_url: Option<String>,
@@ -161,9 +161,11 @@ impl Task {
     /// byte offset into the temporary file; failures are reported, the model classifies.
     async fn copy_local(&self) -> Result<(), TransferFailure> {
         use std::io::Read;
-        let path = local_source(&self.start.remote_name, &self.root).map_err(TransferFailure::Source)?;
+        let path = local_source(&self.start.remote_name, self.files.dir()).map_err(TransferFailure::Source)?;
         // The run directory's own confinement rules (symlinks, …) apply to sources too.
-        crate::confine::check(&self.root, &path).map_err(|_| TransferFailure::Source(SourceFailure::AccessDenied))?;
+        self.files
+            .check(&path)
+            .map_err(|_| TransferFailure::Source(SourceFailure::AccessDenied))?;
         let source_error = |e: std::io::Error| {
             TransferFailure::Source(match e.kind() {
                 std::io::ErrorKind::NotFound if path.parent().is_some_and(|d| !d.is_dir()) => {
@@ -184,7 +186,7 @@ impl Task {
         });
         let offset = self.start.offset.min(size);
         file.seek(SeekFrom::Start(offset)).map_err(source_error)?;
-        let mut sink = FileSink::open(&self.root, &self.temp, offset).map_err(local_error)?;
+        let mut sink = FileSink::open(&self.files, &self.temp, offset).map_err(local_error)?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file.read(&mut buf).map_err(source_error)?;
@@ -221,7 +223,7 @@ impl Task {
         self.event(TransferEvent::Connected {
             bytes_total: Some(head.size),
         });
-        let mut sink = FileSink::open(&self.root, &self.temp, offset).map_err(local_error)?;
+        let mut sink = FileSink::open(&self.files, &self.temp, offset).map_err(local_error)?;
         self.get(
             &mut conn,
             &head.uri,
@@ -391,13 +393,16 @@ impl Task {
 
     async fn upload(&self) -> Result<(), TransferFailure> {
         let uri = parse_uri(&self.start.remote_name)?;
-        let data = crate::confine::read(&self.root, std::path::Path::new(&self.start.local_name)).map_err(|_| {
-            TransferFailure::Classified(Classified {
-                hresult: Hresult::HRESULT_FILE_NOT_FOUND,
-                context: ErrorContext::LocalFile,
-                disposition: Disposition::Fatal,
-            })
-        })?;
+        let data = self
+            .files
+            .read(std::path::Path::new(&self.start.local_name))
+            .map_err(|_| {
+                TransferFailure::Classified(Classified {
+                    hresult: Hresult::HRESULT_FILE_NOT_FOUND,
+                    context: ErrorContext::LocalFile,
+                    disposition: Disposition::Fatal,
+                })
+            })?;
         let total = data.len() as u64;
         let mut conn = self.connect(&uri).await?;
         let mut offset = self.start.offset;
@@ -535,8 +540,8 @@ struct Head {
 struct FileSink(std::fs::File);
 
 impl FileSink {
-    fn open(root: &std::path::Path, path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
-        crate::confine::check(root, path)?;
+    fn open(files: &crate::confine::LocalFiles, path: &std::path::Path, offset: u64) -> std::io::Result<FileSink> {
+        files.check(path)?;
         // From the start: one `open` with O_TRUNC (no `ftruncate`, no `lseek`).
         let mut f = std::fs::OpenOptions::new()
             .create(true)
