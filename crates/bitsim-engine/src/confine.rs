@@ -139,7 +139,9 @@ mod tests {
         // outside through.
         let confined = LocalFiles::Confined(root.to_path_buf());
         assert!(confined.check(Path::new("/etc/passwd")).is_err());
-        assert!(LocalFiles::Confined(PathBuf::new()).check(Path::new("/etc/passwd")).is_err());
+        assert!(LocalFiles::Confined(PathBuf::new())
+            .check(Path::new("/etc/passwd"))
+            .is_err());
         assert!(LocalFiles::Anywhere.check(Path::new("/etc/passwd")).is_ok());
         assert_eq!(confined.read(&root.join("sub/f.bin")).unwrap(), b"abc");
     }
