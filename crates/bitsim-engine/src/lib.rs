@@ -596,11 +596,7 @@ impl Simulator {
                     }
                 }
                 if let Some(path) = reply {
-                    let path = if path.is_empty() {
-                        self.files.dir().join(format!("reply-{job}.bin"))
-                    } else {
-                        PathBuf::from(path)
-                    };
+                    let path = PathBuf::from(path);
                     let body = self.replies.get(&job).cloned().unwrap_or_default();
                     if self.confined(&path) {
                         let _ = std::fs::write(path, &body);

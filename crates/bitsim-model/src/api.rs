@@ -357,7 +357,10 @@ impl Service {
             .map(|(i, _)| i)
             .collect();
         let is_download = job.job_type == JobType::Download;
-        let reply = (job.job_type == JobType::UploadReply).then(|| job.reply.file_name.clone().unwrap_or_default());
+        let reply = (job.job_type == JobType::UploadReply).then(|| match &job.reply.file_name {
+            Some(name) => name.clone(),
+            None => generated_reply_file(job.files.first().map_or("", |f| f.local_name.as_str()), id),
+        });
         if is_download {
             // ref: IBackgroundCopyJob::Complete: a rename onto a destination in use or
             // not writable fails; "If BITS cannot rename all the temporary files, the job
@@ -951,6 +954,15 @@ fn is_absolute_path(p: &str) -> bool {
     (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
         || p.starts_with("\\\\")
         || p.starts_with('/')
+}
+
+/// The reply file BITS names when the client set none: "If BITS generates the file
+/// name, the reply file is written to the same directory as the local upload file"
+/// (ref: IBackgroundCopyJob2::SetReplyFileName, Remarks). The name itself is not
+/// documented: `reply-jN.bin` (decision, docs/decisions.md).
+fn generated_reply_file(upload_local: &str, id: JobId) -> String {
+    let dir_len = upload_local.rfind(['/', '\\']).map_or(0, |i| i + 1);
+    format!("{}reply-{id}.bin", &upload_local[..dir_len])
 }
 
 /// The job type a client passed to CreateJob, as a raw `BG_JOB_TYPE` value. A value

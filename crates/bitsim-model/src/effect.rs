@@ -64,7 +64,8 @@ pub enum Effect {
         parameters: String,
     },
     /// Complete: move the finished temporary files to their local names.
-    /// For upload-reply jobs `reply` names the reply file to make visible.
+    /// For upload-reply jobs `reply` is the path of the reply file to write: the one
+    /// the client set, or the one BITS generates next to the upload file.
     RenameFiles {
         job: JobId,
         files: Vec<(usize, String)>,

@@ -492,6 +492,20 @@ fn transferred_upload_complete_goes_acknowledged() {
 }
 
 #[test]
+fn a_reply_file_bits_names_lands_next_to_the_upload_file() {
+    // ref: IBackgroundCopyJob2::SetReplyFileName, Remarks: a generated reply file
+    // "is written to the same directory as the local upload file".
+    let mut h = H::bits();
+    let j = h.job_in(Transferred, JobType::UploadReply);
+    assert_eq!(h.complete(j), Ok(Hresult::S_OK));
+    let reply = h.log.iter().find_map(|e| match e {
+        Effect::RenameFiles { job, reply, .. } if *job == j => reply.clone(),
+        _ => None,
+    });
+    assert_eq!(reply.as_deref(), Some(format!("C:\\d\\reply-{j}.bin").as_str()));
+}
+
+#[test]
 fn any_non_final_inactivity_timeout_goes_cancelled() {
     let ninety = Span::from_days(90);
     for from in NON_FINAL {
