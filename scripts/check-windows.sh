@@ -49,6 +49,21 @@ win_cargo() {
   (cd "$WIN_REPO_ROOT" && cargo "+$(tc_channel)" "$sub" --target "$WIN_TARGET" "$@")
 }
 
+# wine_prefix_boot WORK: boots the fresh prefix $WINEPREFIX and installs the
+# ProcessPrng stand-in. Rust's std for x86_64-pc-windows-gnu imports
+# bcryptprimitives!ProcessPrng, which Wine 8.0 lacks: without it every .exe
+# exits with STATUS_DLL_NOT_FOUND (code 53) before main.
+wine_prefix_boot() {
+  local work="$1"
+  echo "== wineboot (fresh prefix $WINEPREFIX)" >&2
+  wineboot -i >"$work/wineboot.log" 2>&1 || { cat "$work/wineboot.log" >&2; return 1; }
+  wineserver -w
+  "$WIN_LINKER" -O2 -shared -s -o "$work/bcryptprimitives.dll" \
+    "$TOOLCHAIN_ROOT/scripts/wine/bcryptprimitives.c" "$TOOLCHAIN_ROOT/scripts/wine/bcryptprimitives.def" -lbcrypt ||
+    { echo "wine: could not build scripts/wine/bcryptprimitives.c with $WIN_LINKER" >&2; return 1; }
+  cp "$work/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+}
+
 win_main() {
   ensure_windows
   win_env

@@ -122,14 +122,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "== wineboot (fresh prefix $WINEPREFIX)" >&2
-wineboot -i >"$WORK/wineboot.log" 2>&1 || { cat "$WORK/wineboot.log" >&2; exit 1; }
-wineserver -w
-# Rust's std needs bcryptprimitives!ProcessPrng, which Wine 8.0 lacks (see
-# scripts/wine-conformance.sh).
-"$WIN_LINKER" -O2 -shared -s -o "$WORK/bcryptprimitives.dll" \
-  "$ROOT/scripts/wine/bcryptprimitives.c" "$ROOT/scripts/wine/bcryptprimitives.def" -lbcrypt
-cp "$WORK/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+wine_prefix_boot "$WORK"
 
 # wait_for FILE SED-EXPR [PID]: the first match in FILE (20 s at most).
 wait_for() {

@@ -125,16 +125,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$OUT" "$WORK/www"
-echo "== wineboot (fresh prefix $WINEPREFIX)" >&2
-wineboot -i >"$WORK/wineboot.log" 2>&1 || { cat "$WORK/wineboot.log" >&2; exit 1; }
-wineserver -w
-# Rust's std for x86_64-pc-windows-gnu imports bcryptprimitives!ProcessPrng,
-# which Wine 8.0 lacks: without this stand-in every .exe exits with
-# STATUS_DLL_NOT_FOUND (code 53) before main.
-"$WIN_LINKER" -O2 -shared -s -o "$WORK/bcryptprimitives.dll" \
-  "$ROOT/scripts/wine/bcryptprimitives.c" "$ROOT/scripts/wine/bcryptprimitives.def" -lbcrypt ||
-  { echo "wine-conformance: could not build scripts/wine/bcryptprimitives.c with $WIN_LINKER" >&2; exit 1; }
-cp "$WORK/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+wine_prefix_boot "$WORK"
 phase prefix
 
 # ---- 4. loopback server + probe -----------------------------------------------------

@@ -205,21 +205,10 @@ fn a_jump_fires_the_retry_and_lets_its_transfer_finish_before_returning() {
 /// The control endpoint over real HTTP: answers, and clear errors for bad bodies.
 #[test]
 fn control_endpoint_jumps_resets_and_rejects_bad_input() {
-    use std::io::{Read, Write};
     let driver = start(Arc::new(Host::default()), 1, None);
     let control = bitsim_com::control::Control::start("127.0.0.1:0".parse().unwrap(), driver.handle(), || {}).unwrap();
-    let post = |path: &str, body: &str| {
-        let mut s = std::net::TcpStream::connect(control.addr()).unwrap();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
+    let addr = control.addr();
+    let post = |path: &str, body: &str| post(addr, "POST", path, body);
     let r = post("/_bitsim/jump", r#"{"by": "2h"}"#);
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let now: u64 = r

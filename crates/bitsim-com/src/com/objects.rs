@@ -815,112 +815,128 @@ impl IBackgroundCopyError_Impl for Error_Impl {
 
 // ----- enumerators -----------------------------------------------------------------
 
-/// A snapshot list with a cursor: what IEnum* objects are.
-struct Cursor<T> {
+/// A snapshot list with a cursor: what IEnum* objects are. Both enumerators are
+/// this with their item type.
+struct Cursor<T>(Mutex<Position<T>>);
+
+struct Position<T> {
     items: Vec<T>,
     next: usize,
 }
 
-fn next<T: Clone>(cursor: &Mutex<Cursor<T>>, celt: u32, out: *mut Option<T>, fetched: *mut u32) -> Result<()> {
-    if out.is_null() || (celt > 1 && fetched.is_null()) {
-        return Err(E_POINTER.into());
+impl<T: Clone> Cursor<T> {
+    fn new(items: Vec<T>) -> Cursor<T> {
+        Cursor(Mutex::new(Position { items, next: 0 }))
     }
-    let mut c = cursor.lock().map_err(|_| windows_core::Error::from(E_POINTER))?;
-    let mut n = 0;
-    while n < celt as usize && c.next < c.items.len() {
-        // SAFETY: the caller's array has celt elements.
-        unsafe { out.add(n).write(Some(c.items[c.next].clone())) };
-        c.next += 1;
-        n += 1;
-    }
-    if !fetched.is_null() {
-        // SAFETY: checked non-null.
-        unsafe { *fetched = n as u32 };
-    }
-    if n == celt as usize {
-        Ok(())
-    } else {
-        Err(S_FALSE.into())
-    }
-}
 
-fn skip<T>(cursor: &Mutex<Cursor<T>>, celt: u32) -> Result<()> {
-    let mut c = cursor.lock().map_err(|_| windows_core::Error::from(E_POINTER))?;
-    let left = c.items.len() - c.next;
-    c.next += left.min(celt as usize);
-    if celt as usize <= left {
-        Ok(())
-    } else {
-        Err(S_FALSE.into())
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Position<T>>> {
+        self.0.lock().map_err(|_| windows_core::Error::from(E_POINTER))
+    }
+
+    /// IEnum*::Next: up to `celt` items; S_FALSE when fewer were left.
+    fn next(&self, celt: u32, out: *mut Option<T>, fetched: *mut u32) -> Result<()> {
+        if out.is_null() || (celt > 1 && fetched.is_null()) {
+            return Err(E_POINTER.into());
+        }
+        let mut c = self.lock()?;
+        let mut n = 0;
+        while n < celt as usize && c.next < c.items.len() {
+            // SAFETY: the caller's array has celt elements.
+            unsafe { out.add(n).write(Some(c.items[c.next].clone())) };
+            c.next += 1;
+            n += 1;
+        }
+        if !fetched.is_null() {
+            // SAFETY: checked non-null.
+            unsafe { *fetched = n as u32 };
+        }
+        if n == celt as usize {
+            Ok(())
+        } else {
+            Err(S_FALSE.into())
+        }
+    }
+
+    /// IEnum*::Skip: S_FALSE when fewer than `celt` were left.
+    fn skip(&self, celt: u32) -> Result<()> {
+        let mut c = self.lock()?;
+        let left = c.items.len() - c.next;
+        c.next += left.min(celt as usize);
+        if celt as usize <= left {
+            Ok(())
+        } else {
+            Err(S_FALSE.into())
+        }
+    }
+
+    fn reset(&self) -> Result<()> {
+        self.lock().map(|mut c| c.next = 0)
+    }
+
+    fn count(&self) -> Result<u32> {
+        self.lock().map(|c| c.items.len() as u32)
+    }
+
+    /// IEnum*::Clone: the same items, at the same position.
+    fn duplicate(&self) -> Result<Cursor<T>> {
+        let c = self.lock()?;
+        Ok(Cursor(Mutex::new(Position {
+            items: c.items.clone(),
+            next: c.next,
+        })))
     }
 }
 
 #[implement(IEnumBackgroundCopyJobs)]
-pub(crate) struct EnumJobs(Mutex<Cursor<IBackgroundCopyJob>>);
+pub(crate) struct EnumJobs(Cursor<IBackgroundCopyJob>);
 
 impl EnumJobs {
     fn new(items: Vec<IBackgroundCopyJob>) -> EnumJobs {
-        EnumJobs(Mutex::new(Cursor { items, next: 0 }))
+        EnumJobs(Cursor::new(items))
     }
 }
 
 impl IEnumBackgroundCopyJobs_Impl for EnumJobs_Impl {
     fn Next(&self, celt: u32, rgelt: *mut Option<IBackgroundCopyJob>, pceltfetched: *mut u32) -> Result<()> {
-        next(&self.0, celt, rgelt, pceltfetched)
+        self.0.next(celt, rgelt, pceltfetched)
     }
     fn Skip(&self, celt: u32) -> Result<()> {
-        skip(&self.0, celt)
+        self.0.skip(celt)
     }
     fn Reset(&self) -> Result<()> {
-        self.0.lock().map(|mut c| c.next = 0).map_err(|_| E_POINTER.into())
+        self.0.reset()
     }
     fn Clone(&self) -> Result<IEnumBackgroundCopyJobs> {
-        let c = self.0.lock().map_err(|_| windows_core::Error::from(E_POINTER))?;
-        Ok(EnumJobs(Mutex::new(Cursor {
-            items: c.items.clone(),
-            next: c.next,
-        }))
-        .into())
+        Ok(EnumJobs(self.0.duplicate()?).into())
     }
     fn GetCount(&self) -> Result<u32> {
-        self.0
-            .lock()
-            .map(|c| c.items.len() as u32)
-            .map_err(|_| E_POINTER.into())
+        self.0.count()
     }
 }
 
 #[implement(IEnumBackgroundCopyFiles)]
-pub(crate) struct EnumFiles(Mutex<Cursor<IBackgroundCopyFile>>);
+pub(crate) struct EnumFiles(Cursor<IBackgroundCopyFile>);
 
 impl EnumFiles {
     fn new(items: Vec<IBackgroundCopyFile>) -> EnumFiles {
-        EnumFiles(Mutex::new(Cursor { items, next: 0 }))
+        EnumFiles(Cursor::new(items))
     }
 }
 
 impl IEnumBackgroundCopyFiles_Impl for EnumFiles_Impl {
     fn Next(&self, celt: u32, rgelt: *mut Option<IBackgroundCopyFile>, pceltfetched: *mut u32) -> Result<()> {
-        next(&self.0, celt, rgelt, pceltfetched)
+        self.0.next(celt, rgelt, pceltfetched)
     }
     fn Skip(&self, celt: u32) -> Result<()> {
-        skip(&self.0, celt)
+        self.0.skip(celt)
     }
     fn Reset(&self) -> Result<()> {
-        self.0.lock().map(|mut c| c.next = 0).map_err(|_| E_POINTER.into())
+        self.0.reset()
     }
     fn Clone(&self) -> Result<IEnumBackgroundCopyFiles> {
-        let c = self.0.lock().map_err(|_| windows_core::Error::from(E_POINTER))?;
-        Ok(EnumFiles(Mutex::new(Cursor {
-            items: c.items.clone(),
-            next: c.next,
-        }))
-        .into())
+        Ok(EnumFiles(self.0.duplicate()?).into())
     }
     fn GetCount(&self) -> Result<u32> {
-        self.0
-            .lock()
-            .map(|c| c.items.len() as u32)
-            .map_err(|_| E_POINTER.into())
+        self.0.count()
     }
 }
