@@ -3,8 +3,8 @@
 //! cites the reference it comes from.
 
 use bitsim_model::{
-    next_state, Disposition, Hresult, JobId, JobState, JobType, NotificationId, NotificationKind, Profile, Span, Time,
-    TraceEvent, TraceKind,
+    next_state, Disposition, Hresult, JobId, JobState, JobType, NotificationId, NotificationKind, NotifyFlags, Profile,
+    Span, Time, TraceEvent, TraceKind,
 };
 use bitsim_scenario::{Scenario, Step};
 use std::collections::{BTreeMap, BTreeSet};
@@ -162,20 +162,10 @@ fn notification_slots(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-/// The flags of a `SetNotifyFlags(0xB)` call as the model traces it.
-fn set_notify_flags(call: &str) -> Option<u32> {
-    let hex = call.strip_prefix("SetNotifyFlags(0x")?.strip_suffix(')')?;
-    u32::from_str_radix(hex, 16).ok()
-}
-
-/// The BG_NOTIFY_* flag that asks for a notification kind (ref: bits-spec §4.1).
-fn kind_flag(kind: NotificationKind) -> u32 {
-    match kind {
-        NotificationKind::JobTransferred => 0x1,
-        NotificationKind::JobError => 0x2,
-        NotificationKind::JobModification => 0x8,
-        NotificationKind::FileTransferred => 0x10,
-    }
+/// The flags of a `SetNotifyFlags(0xB)` call as the model traces it (the trace's
+/// calls are text).
+fn set_notify_flags(call: &str) -> Option<NotifyFlags> {
+    NotifyFlags::parse(call.strip_prefix("SetNotifyFlags(")?.strip_suffix(')')?)
 }
 
 /// JobError is "not called for transient errors": when it is delivered (by callback or
@@ -263,7 +253,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
     let mut calls: BTreeMap<NotificationId, usize> = BTreeMap::new();
     let mut entered: BTreeMap<(JobId, JobState), usize> = BTreeMap::new();
     // The notify flags each job's latest successful SetNotifyFlags set.
-    let mut notify_flags: BTreeMap<JobId, u32> = BTreeMap::new();
+    let mut notify_flags: BTreeMap<JobId, NotifyFlags> = BTreeMap::new();
     for (i, e) in facts.events.iter().enumerate() {
         match &e.kind {
             TraceKind::JobCreated { job, user, .. } => {
@@ -380,9 +370,7 @@ fn callbacks_until_s_ok(facts: &RunFacts<'_>, out: &mut Vec<Violation>) {
                 let changed_meanwhile = last_call.get(job) > sent.get(&(*job, *kind));
                 // Flags set since the event was raised that no longer ask for it (or
                 // BG_NOTIFY_DISABLE): nothing is owed (ref: bits-spec §4.1).
-                let unwanted = notify_flags
-                    .get(job)
-                    .is_some_and(|f| f & 0x4 != 0 || f & kind_flag(*kind) == 0);
+                let unwanted = notify_flags.get(job).is_some_and(|f| !f.wants(kind.flag()));
                 let still_owed = state.get(job).copied() == raising_state(*kind) && !changed_meanwhile && !unwanted;
                 if *result == Hresult::S_OK {
                     accepted.insert((*job, *kind), e.at);

@@ -34,6 +34,18 @@ pub enum NotificationKind {
     FileTransferred,
 }
 
+impl NotificationKind {
+    /// The `BG_NOTIFY_*` flag that asks for this kind (ref: bits-spec §4.1).
+    pub const fn flag(self) -> NotifyFlags {
+        match self {
+            NotificationKind::JobTransferred => NotifyFlags::JOB_TRANSFERRED,
+            NotificationKind::JobError => NotifyFlags::JOB_ERROR,
+            NotificationKind::JobModification => NotifyFlags::JOB_MODIFICATION,
+            NotificationKind::FileTransferred => NotifyFlags::FILE_TRANSFERRED,
+        }
+    }
+}
+
 impl fmt::Display for NotificationKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -236,10 +248,7 @@ impl Service {
         // without a callback owed files must not hold it up. ref: bits-spec §4.1, §4.4
         let files_owed = !job.channels.file_queue.is_empty() && wants_files && callback.is_some();
         if let Some(kind) = job.channels.final_.kind {
-            let flag = match kind {
-                NotificationKind::JobTransferred => NotifyFlags::JOB_TRANSFERRED,
-                _ => NotifyFlags::JOB_ERROR,
-            };
+            let flag = kind.flag();
             let ch = &job.channels.final_;
             if !disabled && flags.0 & flag.0 != 0 && ch.phase == Phase::Idle && !files_owed {
                 let cmdline = self.cmdline_runs_for(id);
